@@ -1,0 +1,24 @@
+import type { Config } from 'jest';
+
+/**
+ * Jest in native ESM mode (run through `node --experimental-vm-modules`, see the root `test`
+ * script) with ts-jest transpiling each TypeScript file. Type checking is `pnpm typecheck`'s job,
+ * so ts-jest only transpiles. Workspace packages resolve to their sources, so tests need no build.
+ */
+const config: Config = {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  roots: ['<rootDir>/packages'],
+  testMatch: ['**/test/**/*.test.ts'],
+  moduleNameMapper: {
+    '^@tessera/(core|testing)$': '<rootDir>/packages/$1/src/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.tests.json' }],
+  },
+  testTimeout: 20_000,
+  ...(process.env.CI ? { maxWorkers: 2 } : {}),
+};
+
+export default config;
