@@ -1,0 +1,474 @@
+import { jwtVerify } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
+import { z } from 'zod';
+import { wellKnownUrls } from './discovery.js';
+import { ConfigurationError, ResponseError, TesseraError } from './errors.js';
+import { ClientAuthenticator } from './internal/client-auth.js';
+import { appendParameters } from './internal/form.js';
+import { HttpTransport } from './internal/http.js';
+import type { HttpResponse, RetryPolicy } from './internal/http.js';
+import { joseFailure, validateIdToken } from './internal/id-token.js';
+import { remoteKeySet } from './internal/jwks.js';
+import { errorFromResponse, jsonObject, mediaType } from './internal/response.js';
+import type { ResponseContext } from './internal/response.js';
+import {
+  introspectionResponseSchema,
+  parseWith,
+  serverMetadataSchema,
+  tokenResponseSchema,
+} from './internal/schemas.js';
+import { toTokenResponse } from './token-response.js';
+import type {
+  Capability,
+  ClientAuthMethod,
+  ClientMetadata,
+  ClientOptions,
+  GrantOptions,
+  IntrospectionOptions,
+  IntrospectionResponse,
+  Parameters,
+  RequestOptions,
+  ServerMetadata,
+  TokenEndpointResponse,
+  TokenResponse,
+} from './types.js';
+
+type EndpointName = 'token_endpoint' | 'introspection_endpoint' | 'revocation_endpoint';
+
+const LABELS: Record<EndpointName, string> = {
+  token_endpoint: 'token endpoint',
+  introspection_endpoint: 'introspection endpoint',
+  revocation_endpoint: 'revocation endpoint',
+};
+
+/** Form fields whose values are credentials: kept out of every error text. */
+const SECRET_FIELDS = [
+  'token',
+  'refresh_token',
+  'client_secret',
+  'client_assertion',
+  'assertion',
+  'subject_token',
+  'actor_token',
+  'code',
+  'device_code',
+  'password',
+  'code_verifier',
+];
+
+const TOKEN_TYPES: Record<string, string> = { bearer: 'Bearer', dpop: 'DPoP', n_a: 'N_A' };
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_INTROSPECTION_TYPE = 'application/token-introspection+jwt';
+const JWT_INTROSPECTION_MAX_AGE_SECONDS = 300;
+
+const jwtIntrospectionSchema = z.looseObject({
+  token_introspection: z.unknown().refine((v) => typeof v === 'object' && v !== null && !Array.isArray(v), {
+    error: 'must be an object',
+  }),
+});
+
+/** `grant_types_supported` default when the server does not publish it (RFC 8414 §2). */
+const DEFAULT_GRANT_TYPES = ['authorization_code', 'implicit'];
+
+/**
+ * The OAuth 2.0 / OpenID Connect protocol client: discovery, client authentication, grants,
+ * introspection and revocation. Stateless: no caching of tokens, no timers (the JWKS, which the
+ * server publishes for everyone, is the one thing it caches). Every response is validated before a
+ * call resolves; every failure is a {@link TesseraError}.
+ *
+ * @example
+ * ```ts
+ * const client = await Client.discover('https://as.example.com', {
+ *   client_id: 'svc', client_secret: process.env.CLIENT_SECRET,
+ * });
+ * const tokens = await client.clientCredentialsGrant({ scope: 'api:read' });
+ * ```
+ */
+export class Client {
+  readonly #server: Readonly<ServerMetadata>;
+  readonly #metadata: Readonly<ClientMetadata>;
+  readonly #transport: HttpTransport;
+  readonly #auth: ClientAuthenticator;
+  readonly #keySet: JWTVerifyGetKey;
+  readonly #toleranceSeconds: number;
+  readonly #mtls: boolean;
+
+  /**
+   * Fetches the server's metadata from its well-known locations (RFC 8414 §3, OpenID Connect
+   * Discovery §4; see {@link wellKnownUrls} for the order) and returns a client for it. The first
+   * document whose `issuer` is identical to `issuer` (no normalisation, a trailing slash counts)
+   * is used.
+   *
+   * @throws ResponseError `HTTP_ERROR` when no location answers 200; `INVALID_RESPONSE` when a
+   *   document is malformed or its issuer differs. TransportError on network failure.
+   * @see RFC 8414 §3.3
+   */
+  static async discover(issuer: string | URL, metadata: ClientMetadata, options: ClientOptions = {}): Promise<Client> {
+    const expected = typeof issuer === 'string' ? issuer : issuer.href;
+    const transport = new HttpTransport(options);
+    let lastError: TesseraError | undefined;
+    try {
+      for (const url of wellKnownUrls(expected)) {
+        const endpoint = 'discovery endpoint';
+        const response = await transport.send({
+          endpoint,
+          policy: 'idempotent',
+          build: () => ({ method: 'GET', url, headers: { accept: 'application/json' } }),
+        });
+        const context = { endpoint, secrets: [] };
+        if (response.status !== 200) {
+          lastError = errorFromResponse(response, context);
+          continue;
+        }
+        const document = parseWith(serverMetadataSchema, jsonObject(response, context, 'issuer'), {
+          endpoint,
+          status: 200,
+        });
+        if (document.issuer !== expected) {
+          lastError = new ResponseError(
+            'INVALID_RESPONSE',
+            `discovery endpoint response: issuer ${document.issuer} is not the expected ${expected} (RFC 8414 §3.3)`,
+            { endpoint, status: 200, field: 'issuer' },
+          );
+          continue;
+        }
+        return new Client(document as ServerMetadata, metadata, options);
+      }
+    } finally {
+      transport.close();
+    }
+    throw lastError!;
+  }
+
+  /**
+   * A client for a server whose metadata you already have.
+   *
+   * @throws ConfigurationError `INVALID_CONFIGURATION` for unusable metadata: no `client_id`, an
+   *   endpoint that is not https (except loopback, or with `allowInsecureRequests`), or no client
+   *   authentication method that both sides support.
+   */
+  constructor(server: ServerMetadata, metadata: ClientMetadata, options: ClientOptions = {}) {
+    let parsed: ServerMetadata;
+    try {
+      parsed = parseWith(serverMetadataSchema, server, { endpoint: 'server metadata', status: 0 }) as ServerMetadata;
+    } catch (error) {
+      throw new ConfigurationError('INVALID_CONFIGURATION', (error as Error).message, { cause: error });
+    }
+    if (typeof metadata?.client_id !== 'string' || metadata.client_id === '') {
+      throw new ConfigurationError('INVALID_CONFIGURATION', 'client metadata needs a client_id');
+    }
+    this.#transport = new HttpTransport(options);
+    for (const [name, value] of Object.entries(parsed)) {
+      if ((name.endsWith('_endpoint') || name === 'jwks_uri') && typeof value === 'string') {
+        this.#transport.assertUrl(value, name);
+      }
+    }
+    for (const [name, value] of Object.entries(parsed.mtls_endpoint_aliases ?? {})) {
+      this.#transport.assertUrl(value, `mtls_endpoint_aliases.${name}`);
+    }
+    this.#server = deepFreeze(structuredClone(parsed));
+    this.#metadata = Object.freeze({ ...metadata });
+    this.#auth = new ClientAuthenticator(this.#server, this.#metadata, options);
+    this.#toleranceSeconds = options.clockToleranceSeconds ?? 30;
+    this.#mtls =
+      this.#auth.method === 'tls_client_auth' ||
+      this.#auth.method === 'self_signed_tls_client_auth' ||
+      (options.tls?.cert !== undefined && this.#server.tls_client_certificate_bound_access_tokens === true);
+    this.#keySet = remoteKeySet(this.#transport, this.#server.jwks_uri);
+  }
+
+  /** The server's metadata (RFC 8414 / OpenID Connect Discovery fields, snake_case), frozen. */
+  serverMetadata(): Readonly<ServerMetadata> {
+    return this.#server;
+  }
+
+  /** The client authentication method in use (registered, or chosen from the server's list). */
+  get authMethod(): ClientAuthMethod {
+    return this.#auth.method;
+  }
+
+  /** Whether the server advertises a capability in its metadata. */
+  supports(capability: Capability): boolean {
+    const s = this.#server;
+    const grants = s.grant_types_supported ?? DEFAULT_GRANT_TYPES;
+    switch (capability) {
+      case 'introspection':
+        return s.introspection_endpoint !== undefined;
+      case 'revocation':
+        return s.revocation_endpoint !== undefined;
+      case 'device_authorization':
+        return s.device_authorization_endpoint !== undefined;
+      case 'backchannel_authentication':
+        return (
+          s.backchannel_authentication_endpoint !== undefined &&
+          (s.backchannel_token_delivery_modes_supported?.includes('poll') ?? true)
+        );
+      case 'dpop':
+        return (s.dpop_signing_alg_values_supported?.length ?? 0) > 0;
+      case 'jwt_introspection':
+        return s.introspection_endpoint !== undefined && (s.introspection_signing_alg_values_supported?.length ?? 0) > 0;
+      case 'client_credentials':
+        return grants.includes('client_credentials');
+      case 'refresh_token':
+        return grants.includes('refresh_token');
+      case 'token_exchange':
+        return grants.includes(TOKEN_EXCHANGE);
+      case 'jwt_bearer':
+        return grants.includes('urn:ietf:params:oauth:grant-type:jwt-bearer');
+      case 'mtls':
+        return s.mtls_endpoint_aliases !== undefined || s.tls_client_certificate_bound_access_tokens === true;
+      case 'pushed_authorization_requests':
+        return s.pushed_authorization_request_endpoint !== undefined;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * Client credentials grant (RFC 6749 §4.4): a token for the client itself.
+   *
+   * @param parameters e.g. `{ scope: 'api:read', resource: ['https://a', 'https://b'] }`
+   * @throws OAuthError the server's error (`invalid_client`, `invalid_scope`, ...).
+   * @throws ResponseError a malformed response. TransportError, IdTokenError.
+   * @see RFC 6749 §4.4.2
+   */
+  clientCredentialsGrant(parameters?: Parameters, options?: GrantOptions): Promise<TokenResponse> {
+    return this.#grant('client_credentials', parameters, options);
+  }
+
+  /**
+   * Refresh token grant (RFC 6749 §6). A response without `refresh_token` means the old one stays
+   * valid; with one, the old one must be discarded (rotation). Never retried after an unknown
+   * outcome: the server may already have rotated the token.
+   *
+   * @throws OAuthError `invalid_grant` when the refresh token is expired, revoked or reused.
+   * @see RFC 6749 §6, RFC 9700 §4.14
+   */
+  refreshTokenGrant(refreshToken: string, parameters?: Parameters, options?: GrantOptions): Promise<TokenResponse> {
+    if (typeof refreshToken !== 'string' || refreshToken === '') {
+      return Promise.reject(new ConfigurationError('INVALID_CONFIGURATION', 'refreshTokenGrant needs a refresh token'));
+    }
+    return this.#grant('refresh_token', parameters, options, { refresh_token: refreshToken });
+  }
+
+  /**
+   * Any grant by its `grant_type` (RFC 6749 §4.5): token exchange (RFC 8693), jwt-bearer
+   * (RFC 7523 §2.1), saml2-bearer (RFC 7522), or a custom one. Array parameters become repeated
+   * fields (`resource`, `audience`).
+   *
+   * @throws ConfigurationError before any request, for a token exchange without `subject_token`
+   *   and `subject_token_type`, or with `actor_token` and `actor_token_type` not both present.
+   * @see RFC 8693 §2.1
+   */
+  genericGrantRequest(grantType: string, parameters: Parameters, options?: GrantOptions): Promise<TokenResponse> {
+    if (typeof grantType !== 'string' || grantType === '') {
+      return Promise.reject(new ConfigurationError('INVALID_CONFIGURATION', 'genericGrantRequest needs a grant type'));
+    }
+    return this.#grant(grantType, parameters, options);
+  }
+
+  /**
+   * Token introspection (RFC 7662). An inactive token is not an error: the result is exactly
+   * `{ active: false }`. With `jwtResponse` (or a registered `introspection_signed_response_alg`)
+   * the response must be a signed JWT (RFC 9701), verified with the server's JWKS.
+   *
+   * @param parameters e.g. `{ token_type_hint: 'access_token' }`
+   * @throws ConfigurationError `UNSUPPORTED` when the server has no introspection endpoint.
+   * @throws OAuthError (e.g. `invalid_client`, never turned into "inactive"), ResponseError
+   *   (including provider errors such as Edlink's `{"$error": ...}`), TransportError.
+   * @see RFC 7662 §2, RFC 9701 §5
+   */
+  async tokenIntrospection(
+    token: string,
+    parameters?: Parameters,
+    options: IntrospectionOptions = {},
+  ): Promise<IntrospectionResponse> {
+    requireToken(token, 'tokenIntrospection');
+    const jwt = options.jwtResponse ?? this.#metadata.introspection_signed_response_alg !== undefined;
+    const form = new URLSearchParams();
+    appendParameters(form, parameters);
+    form.set('token', token);
+    const { response, context } = await this.#post('introspection_endpoint', form, {
+      policy: 'idempotent',
+      signal: options.signal,
+      bearer: options.bearer,
+      accept: jwt ? JWT_INTROSPECTION_TYPE : 'application/json',
+    });
+    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
+    let body: unknown;
+    if (mediaType(response) === JWT_INTROSPECTION_TYPE) {
+      body = await this.#verifyIntrospectionJwt(response, context);
+    } else if (jwt) {
+      throw new ResponseError(
+        'INVALID_RESPONSE',
+        `${context.endpoint} response: expected a signed ${JWT_INTROSPECTION_TYPE} response (RFC 9701), got ${mediaType(response) || 'no content type'}`,
+        { endpoint: context.endpoint, status: response.status },
+      );
+    } else {
+      body = jsonObject(response, context, 'active');
+    }
+    const result = parseWith(introspectionResponseSchema, body, { ...context, status: response.status });
+    // RFC 7662 §2.2: nothing but `active` may be read from an inactive response.
+    if (!result.active) return Object.freeze({ active: false });
+    return Object.freeze(result) as IntrospectionResponse;
+  }
+
+  /**
+   * Token revocation (RFC 7009). A 200 for an unknown or already revoked token is success
+   * (§2.2); the response body is ignored. 503 with `Retry-After` is retried within the retry
+   * budget, and then thrown: the token was not revoked.
+   *
+   * @param parameters e.g. `{ token_type_hint: 'refresh_token' }`
+   * @throws ConfigurationError `UNSUPPORTED` when the server has no revocation endpoint.
+   * @throws OAuthError (`unsupported_token_type`, `invalid_client`), ResponseError, TransportError.
+   * @see RFC 7009 §2
+   */
+  async tokenRevocation(token: string, parameters?: Parameters, options: RequestOptions = {}): Promise<void> {
+    requireToken(token, 'tokenRevocation');
+    const form = new URLSearchParams();
+    appendParameters(form, parameters);
+    form.set('token', token);
+    const { response, context } = await this.#post('revocation_endpoint', form, {
+      policy: 'idempotent',
+      signal: options.signal,
+    });
+    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
+  }
+
+  async #grant(
+    grantType: string,
+    parameters: Parameters | undefined,
+    options: GrantOptions = {},
+    fixed: Record<string, string> = {},
+  ): Promise<TokenResponse> {
+    const form = new URLSearchParams();
+    appendParameters(form, parameters);
+    for (const [name, value] of Object.entries(fixed)) form.set(name, value);
+    form.set('grant_type', grantType);
+    if (grantType === TOKEN_EXCHANGE) checkTokenExchange(form);
+    const { response, context } = await this.#post('token_endpoint', form, {
+      policy: 'unprocessed',
+      signal: options.signal,
+    });
+    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
+    const wire = parseWith(tokenResponseSchema, jsonObject(response, context, 'access_token'), {
+      ...context,
+      status: response.status,
+    });
+    const tokenType = TOKEN_TYPES[wire.token_type.toLowerCase()];
+    if (tokenType === undefined) {
+      throw new ResponseError(
+        'INVALID_RESPONSE',
+        `${context.endpoint} response: token_type ${wire.token_type} is not supported (RFC 6749 §7.1)`,
+        { endpoint: context.endpoint, status: response.status, field: 'token_type' },
+      );
+    }
+    const tokens = { ...wire, token_type: tokenType } as TokenEndpointResponse;
+    const claims =
+      tokens.id_token === undefined
+        ? undefined
+        : await validateIdToken(
+            tokens.id_token,
+            {
+              issuer: this.#server.issuer,
+              clientId: this.#metadata.client_id,
+              clientSecret: this.#metadata.client_secret,
+              alg: this.#metadata.id_token_signed_response_alg ?? 'RS256',
+              toleranceSeconds: this.#toleranceSeconds,
+              keySet: this.#keySet,
+            },
+            { accessToken: tokens.access_token, nonce: options.nonce, maxAgeSeconds: options.maxAgeSeconds },
+          );
+    return toTokenResponse(tokens, response.receivedAt, claims);
+  }
+
+  /** POSTs a form to an endpoint with client (or bearer) authentication, fresh for each attempt. */
+  async #post(
+    name: EndpointName,
+    form: URLSearchParams,
+    options: { policy: RetryPolicy; signal: AbortSignal | undefined; bearer?: string | undefined; accept?: string },
+  ): Promise<{ response: HttpResponse; context: ResponseContext }> {
+    const url = this.#endpoint(name);
+    const secrets = [...this.#auth.secrets, ...(options.bearer === undefined ? [] : [options.bearer])];
+    for (const field of SECRET_FIELDS) secrets.push(...form.getAll(field));
+    const context: ResponseContext = { endpoint: LABELS[name], secrets };
+    const response = await this.#transport.send({
+      endpoint: context.endpoint,
+      policy: options.policy,
+      signal: options.signal,
+      build: async () => {
+        const headers: Record<string, string> = {
+          'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
+          accept: options.accept ?? 'application/json',
+        };
+        const body = new URLSearchParams(form);
+        if (options.bearer === undefined) await this.#auth.apply(url, headers, body);
+        else headers.authorization = `Bearer ${options.bearer}`;
+        return { method: 'POST', url, headers, body: body.toString() };
+      },
+    });
+    return { response, context };
+  }
+
+  /** The endpoint's URL; its mTLS alias when the client uses mutual TLS (RFC 8705 §5). */
+  #endpoint(name: EndpointName): string {
+    const alias = this.#mtls ? this.#server.mtls_endpoint_aliases?.[name] : undefined;
+    const url = alias ?? this.#server[name];
+    if (url === undefined) {
+      throw new ConfigurationError('UNSUPPORTED', `the server's metadata has no ${name}`);
+    }
+    return url;
+  }
+
+  async #verifyIntrospectionJwt(response: HttpResponse, context: ResponseContext): Promise<unknown> {
+    const alg = this.#metadata.introspection_signed_response_alg ?? 'RS256';
+    const fail = (field: string, message: string, cause: unknown): ResponseError =>
+      new ResponseError(
+        'INVALID_RESPONSE',
+        `${context.endpoint} response: JWT ${message} (RFC 9701)`,
+        { endpoint: context.endpoint, status: response.status, field },
+        { cause },
+      );
+    try {
+      const { payload } = await jwtVerify(response.body.toString('utf8').trim(), this.#keySet, {
+        issuer: this.#server.issuer,
+        audience: this.#metadata.client_id,
+        algorithms: [alg],
+        typ: 'token-introspection+jwt',
+        clockTolerance: this.#toleranceSeconds,
+        maxTokenAge: JWT_INTROSPECTION_MAX_AGE_SECONDS + this.#toleranceSeconds,
+        requiredClaims: ['iss', 'aud', 'iat'],
+      });
+      return parseWith(jwtIntrospectionSchema, payload, { ...context, status: response.status }).token_introspection;
+    } catch (error) {
+      if (error instanceof TesseraError) throw error;
+      throw joseFailure(error, fail);
+    }
+  }
+}
+
+function requireToken(token: unknown, method: string): void {
+  if (typeof token !== 'string' || token === '') {
+    throw new ConfigurationError('INVALID_CONFIGURATION', `${method} needs a token`);
+  }
+}
+
+/** RFC 8693 §2.1: `subject_token` and its type are required; `actor_token_type` iff `actor_token`. */
+function checkTokenExchange(form: URLSearchParams): void {
+  const missing = ['subject_token', 'subject_token_type'].filter((name) => !form.has(name));
+  if (missing.length > 0) {
+    throw new ConfigurationError('INVALID_CONFIGURATION', `token exchange needs ${missing.join(' and ')} (RFC 8693 §2.1)`);
+  }
+  if (form.has('actor_token') !== form.has('actor_token_type')) {
+    throw new ConfigurationError('INVALID_CONFIGURATION', 'token exchange needs actor_token_type exactly when actor_token is sent (RFC 8693 §2.1)');
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const member of Object.values(value)) deepFreeze(member);
+    Object.freeze(value);
+  }
+  return value;
+}

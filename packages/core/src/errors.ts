@@ -1,0 +1,192 @@
+import { inspect } from 'node:util';
+
+/** Machine-readable codes carried by every {@link TesseraError}. */
+export type TesseraErrorCode =
+  | 'OAUTH_ERROR'
+  | 'INVALID_RESPONSE'
+  | 'HTTP_ERROR'
+  | 'NETWORK_ERROR'
+  | 'TIMEOUT'
+  | 'ABORTED'
+  | 'INVALID_ID_TOKEN'
+  | 'STORE_ERROR'
+  | 'INVALID_CONFIGURATION'
+  | 'UNSUPPORTED';
+
+/**
+ * Base class of every error Tessera throws. Branch on `code` (stable) or on the subclass; the
+ * message is for humans and may change.
+ *
+ * Messages never contain tokens, secrets or keys: they name the endpoint, the field and the HTTP
+ * status. `toJSON()` and `util.inspect()` show the same safe fields, and the `cause` (the
+ * lower-level error, never a raw axios error carrying request headers) only by name and message.
+ */
+export class TesseraError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: TesseraErrorCode;
+
+  constructor(code: TesseraErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.name = new.target.name;
+  }
+
+  /** The fields that are safe to log. */
+  toJSON(): Record<string, unknown> {
+    const json: Record<string, unknown> = { name: this.name, code: this.code, message: this.message };
+    for (const [key, value] of Object.entries(this)) {
+      if (key !== 'code' && value !== undefined) json[key] = value;
+    }
+    return json;
+  }
+
+  /** `util.inspect` (and so `console.log`) shows the safe fields, the stack and the cause's summary. */
+  [inspect.custom](_depth: number, options: { stylize?: unknown }, inspectFn: typeof inspect = inspect): string {
+    const { name: _name, message: _message, ...fields } = this.toJSON();
+    const cause = this.cause instanceof Error ? ` [cause: ${this.cause.name}: ${this.cause.message}]` : '';
+    const stack = (this.stack ?? `${this.name}: ${this.message}`).split('\n');
+    stack[0] = `${this.name} [${this.code}]: ${this.message}${cause}`;
+    const extra = Object.keys(fields).length > 1 ? ` ${inspectFn(fields, { ...options, depth: 2 })}` : '';
+    return `${stack.join('\n')}${extra}`;
+  }
+}
+
+/** What {@link OAuthError} carries from the server's RFC 6749 §5.2 error body. */
+export interface OAuthErrorFields {
+  error: string;
+  error_description?: string;
+  error_uri?: string;
+  /** HTTP status of the response (a 200 carrying `error` keeps 200). */
+  status: number;
+  /** The `WWW-Authenticate` response header, when present (RFC 6750 §3, RFC 6749 §5.2). */
+  wwwAuthenticate?: string;
+  /** Which endpoint answered, e.g. `'token endpoint'`. */
+  endpoint: string;
+}
+
+/**
+ * The authorization server answered with an OAuth error (RFC 6749 §5.2): `err.error` is the
+ * server's code, e.g. `'invalid_grant'`, `'invalid_client'`.
+ *
+ * @see RFC 6749 §5.2
+ * @example
+ * ```ts
+ * try { await client.refreshTokenGrant(rt); }
+ * catch (err) { if (err instanceof OAuthError && err.error === 'invalid_grant') reauthenticate(); }
+ * ```
+ */
+export class OAuthError extends TesseraError {
+  readonly error: string;
+  readonly error_description?: string;
+  readonly error_uri?: string;
+  readonly status: number;
+  readonly wwwAuthenticate?: string;
+  readonly endpoint: string;
+
+  constructor(fields: OAuthErrorFields, options?: { cause?: unknown }) {
+    const description = fields.error_description ? `: ${fields.error_description}` : '';
+    super('OAUTH_ERROR', `${fields.endpoint} returned ${fields.error} (HTTP ${fields.status})${description}`, options);
+    this.error = fields.error;
+    this.status = fields.status;
+    this.endpoint = fields.endpoint;
+    if (fields.error_description !== undefined) this.error_description = fields.error_description;
+    if (fields.error_uri !== undefined) this.error_uri = fields.error_uri;
+    if (fields.wwwAuthenticate !== undefined) this.wwwAuthenticate = fields.wwwAuthenticate;
+  }
+}
+
+/** What {@link ResponseError} carries. */
+export interface ResponseErrorFields {
+  endpoint: string;
+  status: number;
+  /** The response body as text, truncated, with every secret of the request removed. */
+  body?: string;
+  /** For schema failures: the dotted path of the failing field, e.g. `'expires_in'`. */
+  field?: string;
+  /**
+   * A provider's non-standard error, e.g. Edlink's `{"$error": "..."}` or
+   * `{"$errors": [{ code, message }]}` (specs/12).
+   */
+  providerError?: { message: string; code?: string; requestId?: string };
+}
+
+/**
+ * The server's response was not what the protocol requires: not JSON, the wrong shape
+ * (`INVALID_RESPONSE`), or an HTTP error without an RFC 6749 error body (`HTTP_ERROR`, e.g. an HTML
+ * 502 from a proxy, or a provider's own error envelope, whose text is in the message).
+ */
+export class ResponseError extends TesseraError {
+  readonly endpoint: string;
+  readonly status: number;
+  readonly body?: string;
+  readonly field?: string;
+  readonly providerError?: { message: string; code?: string; requestId?: string };
+
+  constructor(
+    code: 'INVALID_RESPONSE' | 'HTTP_ERROR',
+    message: string,
+    fields: ResponseErrorFields,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.endpoint = fields.endpoint;
+    this.status = fields.status;
+    if (fields.body !== undefined) this.body = fields.body;
+    if (fields.field !== undefined) this.field = fields.field;
+    if (fields.providerError !== undefined) this.providerError = fields.providerError;
+  }
+}
+
+/**
+ * The request did not get a response: a network failure (`NETWORK_ERROR`), no answer within
+ * `timeoutMs` (`TIMEOUT`), or the caller's `AbortSignal` fired (`ABORTED`).
+ */
+export class TransportError extends TesseraError {
+  readonly endpoint: string;
+  /** The system error code where there is one, e.g. `'ECONNREFUSED'`. */
+  readonly systemCode?: string;
+
+  constructor(
+    code: 'NETWORK_ERROR' | 'TIMEOUT' | 'ABORTED',
+    message: string,
+    fields: { endpoint: string; systemCode?: string },
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.endpoint = fields.endpoint;
+    if (fields.systemCode !== undefined) this.systemCode = fields.systemCode;
+  }
+}
+
+/**
+ * An ID Token failed validation (OpenID Connect Core §3.1.3.7): `check` names the failed rule,
+ * e.g. `'iss'`, `'aud'`, `'signature'`.
+ */
+export class IdTokenError extends TesseraError {
+  readonly check: string;
+
+  constructor(check: string, message: string, options?: { cause?: unknown }) {
+    super('INVALID_ID_TOKEN', `id_token ${message}`, options);
+    this.check = check;
+  }
+}
+
+/** A token store failed; the store never pretends a key is empty. */
+export class TokenStoreError extends TesseraError {
+  readonly operation: string;
+
+  constructor(operation: string, message: string, options?: { cause?: unknown }) {
+    super('STORE_ERROR', message, options);
+    this.operation = operation;
+  }
+}
+
+/**
+ * The client is configured in a way that cannot work (`INVALID_CONFIGURATION`), or the server lacks
+ * what a call needs, e.g. an introspection endpoint (`UNSUPPORTED`).
+ */
+export class ConfigurationError extends TesseraError {
+  constructor(code: 'INVALID_CONFIGURATION' | 'UNSUPPORTED', message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3,
+ * RFC 7523 §2.2, OpenID Connect Core §9, RFC 8705 §2).
+ */
+import { randomUUID } from 'node:crypto';
+import { SignJWT, importJWK } from 'jose';
+import type { JWK } from 'jose';
+import { ConfigurationError } from '../errors.js';
+import type { ClientAuthMethod, ClientMetadata, ClientOptions, ServerMetadata } from '../types.js';
+import { formEncode } from './form.js';
+
+const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const ASSERTION_LIFETIME_SECONDS = 60;
+
+/** The methods this SDK implements, in the order it prefers them when it has to choose. */
+const PREFERENCE: readonly ClientAuthMethod[] = [
+  'private_key_jwt',
+  'tls_client_auth',
+  'self_signed_tls_client_auth',
+  'client_secret_basic',
+  'client_secret_post',
+  'client_secret_jwt',
+  'none',
+];
+
+/** Whether the client has what the method needs. */
+function canUse(method: ClientAuthMethod, metadata: ClientMetadata, options: ClientOptions): boolean {
+  switch (method) {
+    case 'client_secret_basic':
+    case 'client_secret_post':
+    case 'client_secret_jwt':
+      return typeof metadata.client_secret === 'string' && metadata.client_secret !== '';
+    case 'private_key_jwt':
+      return options.privateKey !== undefined;
+    case 'tls_client_auth':
+    case 'self_signed_tls_client_auth':
+      return options.tls?.cert !== undefined && options.tls.key !== undefined;
+    case 'none':
+      return metadata.client_secret === undefined && options.privateKey === undefined;
+  }
+}
+
+/**
+ * The registered method, or else the first method the server lists in
+ * `token_endpoint_auth_methods_supported` (default `client_secret_basic`, RFC 8414 §2) that the
+ * client has credentials for.
+ */
+export function chooseAuthMethod(
+  server: ServerMetadata,
+  metadata: ClientMetadata,
+  options: ClientOptions,
+): ClientAuthMethod {
+  const registered = metadata.token_endpoint_auth_method;
+  if (registered !== undefined) {
+    if (!PREFERENCE.includes(registered)) {
+      throw new ConfigurationError('INVALID_CONFIGURATION', `token_endpoint_auth_method ${String(registered)} is not supported`);
+    }
+    if (!canUse(registered, metadata, options)) {
+      throw new ConfigurationError('INVALID_CONFIGURATION', `token_endpoint_auth_method ${registered} needs ${needs(registered)}`);
+    }
+    return registered;
+  }
+  const supported = server.token_endpoint_auth_methods_supported ?? ['client_secret_basic'];
+  const method = PREFERENCE.find((m) => supported.includes(m) && canUse(m, metadata, options));
+  if (method === undefined) {
+    throw new ConfigurationError(
+      'INVALID_CONFIGURATION',
+      `no client authentication method both supported by the server (${supported.join(', ')}) and configured for client ${metadata.client_id}`,
+    );
+  }
+  return method;
+}
+
+function needs(method: ClientAuthMethod): string {
+  switch (method) {
+    case 'client_secret_basic':
+    case 'client_secret_post':
+    case 'client_secret_jwt':
+      return 'client_secret';
+    case 'private_key_jwt':
+      return 'options.privateKey';
+    case 'tls_client_auth':
+    case 'self_signed_tls_client_auth':
+      return 'options.tls.cert and options.tls.key';
+    case 'none':
+      return 'no client_secret and no privateKey';
+  }
+}
+
+/** Applies one client authentication method to a request (RFC 6749 §2.3: exactly one method). */
+export class ClientAuthenticator {
+  readonly method: ClientAuthMethod;
+  readonly #clientId: string;
+  readonly #secret: string | undefined;
+  readonly #issuer: string;
+  readonly #basicHeader: string | undefined;
+  readonly #audience: 'issuer' | 'endpoint';
+  readonly #alg: string | undefined;
+  readonly #key: Promise<{ key: CryptoKey | Uint8Array; alg: string; kid?: string }> | undefined;
+
+  constructor(server: ServerMetadata, metadata: ClientMetadata, options: ClientOptions) {
+    this.method = chooseAuthMethod(server, metadata, options);
+    this.#clientId = metadata.client_id;
+    this.#secret = metadata.client_secret;
+    this.#issuer = server.issuer;
+    this.#audience = options.clientAssertionAudience ?? 'issuer';
+    this.#alg = metadata.token_endpoint_auth_signing_alg;
+    if (this.method === 'client_secret_basic') {
+      const encode = options.basicAuthEncoding === 'raw' ? (v: string) => v : formEncode;
+      const credentials = `${encode(this.#clientId)}:${encode(this.#secret!)}`;
+      this.#basicHeader = `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
+    }
+    if (this.method === 'client_secret_jwt') {
+      const alg = this.#alg ?? server.token_endpoint_auth_signing_alg_values_supported?.find((a) => /^HS(256|384|512)$/.test(a)) ?? 'HS256';
+      this.#key = Promise.resolve({ key: new TextEncoder().encode(this.#secret!), alg });
+    } else if (this.method === 'private_key_jwt') {
+      this.#key = privateSigningKey(options.privateKey!, this.#alg);
+      this.#key.catch(() => undefined); // surfaced on first use
+    }
+  }
+
+  /** The secrets this authenticator may put on the wire, for redaction. */
+  get secrets(): string[] {
+    return this.#secret === undefined ? [] : [this.#secret];
+  }
+
+  /** Adds the credentials to `headers` / `form`; builds a fresh assertion for every call. */
+  async apply(endpointUrl: string, headers: Record<string, string>, form: URLSearchParams): Promise<void> {
+    switch (this.method) {
+      case 'client_secret_basic':
+        headers.authorization = this.#basicHeader!;
+        return;
+      case 'client_secret_post':
+        form.set('client_id', this.#clientId);
+        form.set('client_secret', this.#secret!);
+        return;
+      case 'client_secret_jwt':
+      case 'private_key_jwt': {
+        const { key, alg, kid } = await this.#key!;
+        const now = Math.floor(Date.now() / 1000);
+        // aud: the issuer as one string, never an array (OIDC Core §9 as updated in 2025, specs/07 §C).
+        const assertion = await new SignJWT({})
+          .setProtectedHeader(kid === undefined ? { alg } : { alg, kid })
+          .setIssuer(this.#clientId)
+          .setSubject(this.#clientId)
+          .setAudience(this.#audience === 'issuer' ? this.#issuer : endpointUrl)
+          .setJti(randomUUID())
+          .setIssuedAt(now)
+          .setExpirationTime(now + ASSERTION_LIFETIME_SECONDS)
+          .sign(key);
+        form.set('client_id', this.#clientId);
+        form.set('client_assertion_type', CLIENT_ASSERTION_TYPE);
+        form.set('client_assertion', assertion);
+        return;
+      }
+      case 'tls_client_auth':
+      case 'self_signed_tls_client_auth':
+      case 'none':
+        // mTLS: the certificate is on the HTTPS agent (RFC 8705 §2); the client_id identifies us.
+        form.set('client_id', this.#clientId);
+        return;
+    }
+  }
+}
+
+async function privateSigningKey(
+  privateKey: CryptoKey | JWK,
+  configuredAlg: string | undefined,
+): Promise<{ key: CryptoKey | Uint8Array; alg: string; kid?: string }> {
+  if (isCryptoKey(privateKey)) {
+    if (privateKey.type !== 'private') {
+      throw new ConfigurationError('INVALID_CONFIGURATION', 'privateKey must be a private key');
+    }
+    return { key: privateKey, alg: configuredAlg ?? algFromCryptoKey(privateKey) };
+  }
+  if (typeof privateKey.d !== 'string') {
+    throw new ConfigurationError('INVALID_CONFIGURATION', 'privateKey JWK has no private part (d)');
+  }
+  const alg = configuredAlg ?? privateKey.alg ?? algFromJwk(privateKey);
+  try {
+    const key = await importJWK(privateKey, alg);
+    return privateKey.kid === undefined ? { key, alg } : { key, alg, kid: privateKey.kid };
+  } catch (cause) {
+    throw new ConfigurationError('INVALID_CONFIGURATION', `privateKey JWK cannot be used with ${alg}`, { cause });
+  }
+}
+
+function isCryptoKey(key: unknown): key is CryptoKey {
+  return typeof CryptoKey !== 'undefined' && key instanceof CryptoKey;
+}
+
+function algFromJwk(jwk: JWK): string {
+  if (jwk.kty === 'RSA') return 'RS256';
+  if (jwk.kty === 'OKP') return 'EdDSA';
+  if (jwk.kty === 'EC') return ({ 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' } as Record<string, string>)[jwk.crv ?? ''] ?? 'ES256';
+  throw new ConfigurationError('INVALID_CONFIGURATION', `privateKey JWK of kty ${String(jwk.kty)} needs an explicit alg`);
+}
+
+function algFromCryptoKey(key: CryptoKey): string {
+  const algorithm = key.algorithm as { name: string; namedCurve?: string; hash?: { name: string } };
+  const bits = algorithm.hash?.name.replace('SHA-', '') ?? '256';
+  switch (algorithm.name) {
+    case 'RSASSA-PKCS1-v1_5':
+      return `RS${bits}`;
+    case 'RSA-PSS':
+      return `PS${bits}`;
+    case 'ECDSA':
+      return ({ 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' } as Record<string, string>)[algorithm.namedCurve ?? ''] ?? 'ES256';
+    case 'Ed25519':
+      return 'EdDSA';
+    default:
+      throw new ConfigurationError('INVALID_CONFIGURATION', `privateKey of algorithm ${algorithm.name} needs an explicit token_endpoint_auth_signing_alg`);
+  }
+}

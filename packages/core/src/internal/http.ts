@@ -1,0 +1,339 @@
+/**
+ * The transport: the only file that imports axios. One attempt is one axios request in stream
+ * mode, so this file, not axios, enforces the body size limit and the whole-request timeout, and
+ * nothing axios-shaped (whose `config` carries our headers and body) escapes: failures become
+ * `TransportError` / `ResponseError` with a stripped-down cause.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import axios from 'axios';
+import type { AxiosInstance, AxiosResponse } from 'axios';
+import { ConfigurationError, ResponseError, TransportError } from '../errors.js';
+import type { ClientOptions } from '../types.js';
+
+/** A request ready to send. Built anew for every attempt (a client assertion must not repeat). */
+export interface HttpRequest {
+  method: 'GET' | 'POST';
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** A response: status, lower-cased headers, the raw body and when it arrived (epoch ms). */
+export interface HttpResponse {
+  status: number;
+  headers: Readonly<Record<string, string | undefined>>;
+  body: Buffer;
+  receivedAt: number;
+}
+
+/**
+ * What may be retried.
+ * - `'idempotent'` (discovery, JWKS, introspection, revocation): network failures, 5xx, 429.
+ * - `'unprocessed'` (grants): only what the server cannot have acted on, a refused connection
+ *   (nothing was sent) or 429/503 with `Retry-After`; a rotating refresh token or a one-time
+ *   code must never be replayed after an unknown outcome (RFC 6749 §10.4, RFC 9700 §4.14).
+ */
+export type RetryPolicy = 'idempotent' | 'unprocessed';
+
+/** One exchange with an endpoint. */
+export interface Exchange {
+  /** For messages: `'token endpoint'`, `'introspection endpoint'`, ... */
+  endpoint: string;
+  policy: RetryPolicy;
+  signal?: AbortSignal | undefined;
+  /** Builds the request for each attempt. */
+  build: () => HttpRequest | Promise<HttpRequest>;
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+
+/** Parses `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP-date, in ms from `now`. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** Sends requests with keep-alive agents, timeouts, a size limit, no redirects and bounded retries. */
+export class HttpTransport {
+  readonly #axios: AxiosInstance;
+  readonly #httpAgent: http.Agent;
+  readonly #httpsAgent: https.Agent;
+  readonly #timeoutMs: number;
+  readonly #maxResponseBytes: number;
+  readonly #retries: number;
+  readonly #minDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #allowInsecure: boolean;
+  readonly #headers: Record<string, string>;
+  readonly #checkedUrls = new Map<string, true>();
+
+  constructor(options: ClientOptions = {}) {
+    this.#axios = options.axios ?? axios.create();
+    this.#httpAgent = new http.Agent({ keepAlive: true });
+    this.#httpsAgent = new https.Agent({
+      keepAlive: true,
+      ...(options.tls?.cert !== undefined ? { cert: options.tls.cert } : {}),
+      ...(options.tls?.key !== undefined ? { key: options.tls.key } : {}),
+      ...(options.tls?.ca !== undefined ? { ca: options.tls.ca } : {}),
+    });
+    this.#timeoutMs = positive(options.timeoutMs, 10_000, 'timeoutMs');
+    this.#maxResponseBytes = positive(options.maxResponseBytes, 1_048_576, 'maxResponseBytes');
+    this.#retries = Math.floor(nonNegative(options.retry?.retries, 2, 'retry.retries'));
+    this.#minDelayMs = nonNegative(options.retry?.minDelayMs, 100, 'retry.minDelayMs');
+    this.#maxDelayMs = nonNegative(options.retry?.maxDelayMs, 10_000, 'retry.maxDelayMs');
+    this.#allowInsecure = options.allowInsecureRequests === true;
+    this.#headers = { 'user-agent': 'tessera', ...lowerCaseKeys(options.headers ?? {}) };
+  }
+
+  /**
+   * Refuses a URL that is not `https:` (or `http:` to loopback, or anything `http:` with
+   * `allowInsecureRequests`). Throws `ConfigurationError` `INVALID_CONFIGURATION`.
+   */
+  assertUrl(url: string, what: string): void {
+    if (this.#checkedUrls.has(url)) return;
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch (cause) {
+      throw new ConfigurationError('INVALID_CONFIGURATION', `${what} is not a valid URL`, { cause });
+    }
+    const secure =
+      parsed.protocol === 'https:' ||
+      (parsed.protocol === 'http:' && (this.#allowInsecure || LOOPBACK.test(parsed.hostname)));
+    if (!secure) {
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        `${what} must use https (got ${parsed.protocol}//${parsed.host}); http is allowed only to loopback or with allowInsecureRequests`,
+      );
+    }
+    if (this.#checkedUrls.size < 1000) this.#checkedUrls.set(url, true);
+  }
+
+  /** Performs the exchange, retrying as its policy allows. */
+  async send(exchange: Exchange): Promise<HttpResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const canRetry = attempt < this.#retries;
+      let response: HttpResponse;
+      try {
+        response = await this.#attempt(exchange, await exchange.build());
+      } catch (error) {
+        const refused = error instanceof TransportError && error.systemCode === 'ECONNREFUSED';
+        const retryable =
+          error instanceof TransportError &&
+          error.code === 'NETWORK_ERROR' &&
+          (exchange.policy === 'idempotent' || refused);
+        if (!canRetry || !retryable) throw error;
+        await this.#sleep(this.#backoff(attempt), exchange);
+        continue;
+      }
+      if (!canRetry) return response;
+      const delay = this.#retryDelay(response, exchange.policy, attempt);
+      if (delay === undefined) return response;
+      await this.#sleep(delay, exchange);
+    }
+  }
+
+  /** Closes idle keep-alive sockets. */
+  close(): void {
+    this.#httpAgent.destroy();
+    this.#httpsAgent.destroy();
+  }
+
+  #retryDelay(response: HttpResponse, policy: RetryPolicy, attempt: number): number | undefined {
+    const { status } = response;
+    const retryAfter = parseRetryAfter(response.headers['retry-after']);
+    if ((status === 429 || status === 503) && retryAfter !== undefined) {
+      // The server said when to come back; a wait longer than we are allowed is not a retry.
+      return retryAfter <= this.#maxDelayMs ? retryAfter : undefined;
+    }
+    if (policy === 'idempotent' && (status === 429 || status === 500 || status === 502 || status === 503 || status === 504)) {
+      return this.#backoff(attempt);
+    }
+    return undefined;
+  }
+
+  /** Exponential backoff with jitter in [delay/2, delay], capped at maxDelayMs. */
+  #backoff(attempt: number): number {
+    const ceiling = Math.min(this.#maxDelayMs, this.#minDelayMs * 2 ** attempt);
+    return ceiling / 2 + Math.random() * (ceiling / 2);
+  }
+
+  #sleep(ms: number, exchange: Exchange): Promise<void> {
+    const { signal } = exchange;
+    if (signal?.aborted) return Promise.reject(aborted(exchange.endpoint, signal.reason));
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(aborted(exchange.endpoint, signal?.reason));
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  async #attempt(exchange: Exchange, request: HttpRequest): Promise<HttpResponse> {
+    const { endpoint, signal } = exchange;
+    this.assertUrl(request.url, endpoint);
+    if (signal?.aborted) throw aborted(endpoint, signal.reason);
+
+    const controller = new AbortController();
+    let timedOut = false;
+    let stream: IncomingMessage | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+      stream?.destroy();
+    }, this.#timeoutMs);
+    const onAbort = (): void => {
+      controller.abort();
+      stream?.destroy();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const failure = (cause: unknown): never => {
+      if (timedOut) throw new TransportError('TIMEOUT', `${endpoint} did not answer within ${this.#timeoutMs} ms`, { endpoint }, { cause: strip(cause) });
+      if (signal?.aborted) throw aborted(endpoint, signal.reason);
+      throw networkError(endpoint, cause);
+    };
+
+    try {
+      let response: AxiosResponse<IncomingMessage>;
+      try {
+        response = await this.#axios.request<IncomingMessage>({
+          method: request.method,
+          url: request.url,
+          headers: { ...this.#headers, ...request.headers },
+          data: request.body,
+          responseType: 'stream',
+          maxRedirects: 0, // a 3xx comes back as a response and is treated as an error
+          validateStatus: () => true,
+          transformRequest: [(data: unknown) => data],
+          transformResponse: [(data: unknown) => data],
+          httpAgent: this.#httpAgent,
+          httpsAgent: this.#httpsAgent,
+          signal: controller.signal,
+          proxy: false,
+        });
+      } catch (cause) {
+        return failure(cause);
+      }
+      stream = response.data;
+      const headers = flattenHeaders(response.headers as Record<string, unknown>);
+      const declared = Number(headers['content-length']);
+      if (declared > this.#maxResponseBytes) {
+        stream.destroy();
+        throw tooLarge(endpoint, response.status, this.#maxResponseBytes);
+      }
+      let body: Buffer;
+      try {
+        body = await readBody(stream, this.#maxResponseBytes);
+      } catch (cause) {
+        if (cause === TOO_LARGE) throw tooLarge(endpoint, response.status, this.#maxResponseBytes);
+        return failure(cause);
+      }
+      return { status: response.status, headers, body, receivedAt: Date.now() };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+const TOO_LARGE = Symbol('too large');
+
+function readBody(stream: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        stream.destroy();
+        reject(TOO_LARGE);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    stream.once('error', reject);
+    stream.once('close', () => {
+      if (!stream.readableEnded) reject(new Error('the connection closed before the response ended'));
+    });
+  });
+}
+
+function tooLarge(endpoint: string, status: number, limit: number): ResponseError {
+  return new ResponseError(
+    'INVALID_RESPONSE',
+    `${endpoint} response exceeded maxResponseBytes (${limit} bytes)`,
+    { endpoint, status },
+  );
+}
+
+function aborted(endpoint: string, reason: unknown): TransportError {
+  return new TransportError('ABORTED', `request to ${endpoint} was aborted`, { endpoint }, { cause: reason });
+}
+
+function networkError(endpoint: string, cause: unknown): TransportError {
+  const systemCode = systemCodeOf(cause);
+  const detail = systemCode ?? (cause instanceof Error ? cause.message : 'unknown error');
+  return new TransportError(
+    'NETWORK_ERROR',
+    `request to ${endpoint} failed: ${detail}`,
+    systemCode === undefined ? { endpoint } : { endpoint, systemCode },
+    { cause: strip(cause) },
+  );
+}
+
+function systemCodeOf(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { code, cause } = error as { code?: unknown; cause?: unknown };
+  if (typeof code === 'string' && /^E[A-Z_]+$/.test(code) && !code.startsWith('ERR_')) return code;
+  return cause === undefined ? undefined : systemCodeOf(cause);
+}
+
+/** An axios error's `config` holds our request headers and body; keep only name, message, code. */
+function strip(error: unknown): Error | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const copy = new Error(error.message);
+  copy.name = error.name;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') Object.defineProperty(copy, 'code', { value: code, enumerable: true });
+  return copy;
+}
+
+function flattenHeaders(headers: Record<string, unknown>): Record<string, string | undefined> {
+  const flat: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || value === null) continue;
+    flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
+  }
+  return flat;
+}
+
+function lowerCaseKeys(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!(value > 0) || !Number.isFinite(value)) {
+    throw new ConfigurationError('INVALID_CONFIGURATION', `${name} must be a positive number`);
+  }
+  return value;
+}
+
+function nonNegative(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!(value >= 0) || !Number.isFinite(value)) {
+    throw new ConfigurationError('INVALID_CONFIGURATION', `${name} must be a non-negative number`);
+  }
+  return value;
+}

@@ -1,0 +1,147 @@
+/**
+ * Turns an `HttpResponse` into a JSON value or the right typed error. One place decides what is an
+ * OAuth error, a provider's non-standard error, or a broken response.
+ */
+import { OAuthError, ResponseError } from '../errors.js';
+import type { TesseraError } from '../errors.js';
+import type { HttpResponse } from './http.js';
+import { oauthErrorSchema } from './schemas.js';
+
+/** The endpoint that answered and the secrets of the request, which no error text may contain. */
+export interface ResponseContext {
+  endpoint: string;
+  secrets: readonly string[];
+}
+
+const MAX_BODY_IN_ERROR = 2048;
+
+/** Removes every secret of the request from a text that is about to be put in an error. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let result = text;
+  for (const secret of secrets) {
+    if (secret.length >= 4) result = result.split(secret).join('[redacted]');
+  }
+  return result;
+}
+
+/** The media type of a response, lower-cased, without parameters. */
+export function mediaType(response: HttpResponse): string {
+  return (response.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+/** Parses the body as JSON, or returns `undefined` when it is not JSON. */
+export function tryJson(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  let text = body.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const first = text.trimStart()[0];
+  if (first !== '{' && first !== '[') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The JSON object of a 2xx response. Throws `OAuthError` when the body carries an `error` (some
+ * servers send errors with 200, RFC 6749 §5.2 parsing advice), and `ResponseError` when it is not a
+ * JSON object. A `{"$data": {...}}` envelope (Edlink, specs/12 §3) is unwrapped when the expected
+ * member is only inside it.
+ */
+export function jsonObject(response: HttpResponse, context: ResponseContext, expectedMember: string): Record<string, unknown> {
+  const json = tryJson(response.body);
+  if (!isObject(json)) {
+    throw new ResponseError(
+      'INVALID_RESPONSE',
+      `${context.endpoint} response: body is not a JSON object`,
+      { endpoint: context.endpoint, status: response.status, body: bodyText(response, context) },
+    );
+  }
+  const standard = oauthErrorSchema.safeParse(json);
+  if (standard.success) throw oauthError(standard.data, response, context);
+  if (!(expectedMember in json) && isObject(json.$data) && expectedMember in json.$data) return json.$data;
+  return json;
+}
+
+/**
+ * The error for a non-2xx response, in the order of specs/12 §4: an RFC 6749 error body →
+ * `OAuthError`; `{"$error": "..."}` or `{"$errors": [...]}` → `ResponseError` `HTTP_ERROR` whose
+ * message carries the provider's text; anything else (HTML from a proxy, plain text, a 3xx) →
+ * `ResponseError` `HTTP_ERROR` with the status and the (redacted, truncated) body.
+ */
+export function errorFromResponse(response: HttpResponse, context: ResponseContext): TesseraError {
+  const { endpoint } = context;
+  const { status } = response;
+  const json = tryJson(response.body);
+  if (isObject(json)) {
+    const standard = oauthErrorSchema.safeParse(json);
+    if (standard.success) return oauthError(standard.data, response, context);
+    const provider = providerError(json, context);
+    if (provider !== undefined) {
+      const code = provider.code === undefined ? '' : ` ${provider.code}`;
+      return new ResponseError('HTTP_ERROR', `${endpoint} failed (HTTP ${status})${code}: ${provider.message}`, {
+        endpoint,
+        status,
+        body: bodyText(response, context),
+        providerError: provider,
+      });
+    }
+  }
+  const reason = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
+  return new ResponseError('HTTP_ERROR', `${endpoint} responded with HTTP ${status}${reason}`, {
+    endpoint,
+    status,
+    body: bodyText(response, context),
+  });
+}
+
+function oauthError(
+  fields: { error: string; error_description?: string | undefined; error_uri?: string | undefined },
+  response: HttpResponse,
+  context: ResponseContext,
+): OAuthError {
+  const wwwAuthenticate = response.headers['www-authenticate'];
+  return new OAuthError({
+    error: redact(fields.error, context.secrets),
+    endpoint: context.endpoint,
+    status: response.status,
+    ...(fields.error_description === undefined
+      ? {}
+      : { error_description: redact(fields.error_description, context.secrets) }),
+    ...(fields.error_uri === undefined ? {} : { error_uri: fields.error_uri }),
+    ...(wwwAuthenticate === undefined ? {} : { wwwAuthenticate }),
+  });
+}
+
+/** Edlink's `{"$error": "..."}` and `{"$request": "...", "$errors": [{code, message}]}` (specs/12 §4). */
+function providerError(
+  json: Record<string, unknown>,
+  context: ResponseContext,
+): { message: string; code?: string; requestId?: string } | undefined {
+  const requestId = typeof json.$request === 'string' ? { requestId: json.$request } : {};
+  if (typeof json.$error === 'string') {
+    return { message: redact(json.$error, context.secrets), ...requestId };
+  }
+  if (Array.isArray(json.$errors) && json.$errors.length > 0) {
+    const errors = json.$errors.filter(isObject);
+    const messages = errors.map((e) => (typeof e.message === 'string' ? e.message : '')).filter(Boolean);
+    const code = errors.map((e) => e.code).find((c): c is string => typeof c === 'string');
+    return {
+      message: redact(messages.join('; ') || 'unknown error', context.secrets),
+      ...(code === undefined ? {} : { code }),
+      ...requestId,
+    };
+  }
+  return undefined;
+}
+
+function bodyText(response: HttpResponse, context: ResponseContext): string {
+  const text = response.body.subarray(0, MAX_BODY_IN_ERROR).toString('utf8');
+  const suffix = response.body.length > MAX_BODY_IN_ERROR ? '…' : '';
+  return redact(text, context.secrets) + suffix;
+}
