@@ -107,7 +107,9 @@ export class Client {
   static async discover(issuer: string | URL, metadata: ClientMetadata, options: ClientOptions = {}): Promise<Client> {
     const expected = typeof issuer === 'string' ? issuer : issuer.href;
     const transport = new HttpTransport(options);
-    let lastError: TesseraError | undefined;
+    // Report the most telling failure: a document that was found but unusable beats a 404.
+    let notFound: TesseraError | undefined;
+    let unusable: TesseraError | undefined;
     try {
       for (const url of wellKnownUrls(expected)) {
         const endpoint = 'discovery endpoint';
@@ -116,29 +118,40 @@ export class Client {
           policy: 'idempotent',
           build: () => ({ method: 'GET', url, headers: { accept: 'application/json' } }),
         });
-        const context = { endpoint, secrets: [] };
         if (response.status !== 200) {
-          lastError = errorFromResponse(response, context);
+          const error = new ResponseError('HTTP_ERROR', `${endpoint} ${url} responded with HTTP ${response.status}`, {
+            endpoint,
+            status: response.status,
+          });
+          if (response.status === 404) notFound = error;
+          else unusable ??= error;
           continue;
         }
-        const document = parseWith(serverMetadataSchema, jsonObject(response, context, 'issuer'), {
-          endpoint,
-          status: 200,
-        });
+        let document: ServerMetadata;
+        try {
+          const context = { endpoint, secrets: [] };
+          document = parseWith(serverMetadataSchema, jsonObject(response, context, 'issuer'), {
+            endpoint,
+            status: 200,
+          }) as ServerMetadata;
+        } catch (error) {
+          unusable ??= error as TesseraError;
+          continue;
+        }
         if (document.issuer !== expected) {
-          lastError = new ResponseError(
+          unusable ??= new ResponseError(
             'INVALID_RESPONSE',
             `discovery endpoint response: issuer ${document.issuer} is not the expected ${expected} (RFC 8414 §3.3)`,
             { endpoint, status: 200, field: 'issuer' },
           );
           continue;
         }
-        return new Client(document as ServerMetadata, metadata, options);
+        return new Client(document, metadata, options);
       }
     } finally {
       transport.close();
     }
-    throw lastError!;
+    throw (unusable ?? notFound)!;
   }
 
   /**

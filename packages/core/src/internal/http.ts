@@ -54,7 +54,7 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   if (value === undefined) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
+  const date = /^[a-z]{3},/i.test(trimmed) ? Date.parse(trimmed) : Number.NaN; // IMF-fixdate
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 

@@ -1,0 +1,59 @@
+import { describe, expect, it } from '@jest/globals';
+import { inspect } from 'node:util';
+import { ConfigurationError, IdTokenError, OAuthError, ResponseError, TesseraError, TransportError } from '@tessera/core';
+import { parseRetryAfter } from '../src/internal/http.js';
+
+describe('error classes', () => {
+  it.each<[string, TesseraError, string]>([
+    ['OAuthError', new OAuthError({ error: 'invalid_grant', status: 400, endpoint: 'token endpoint' }), 'OAUTH_ERROR'],
+    ['ResponseError', new ResponseError('INVALID_RESPONSE', 'm', { endpoint: 'e', status: 200 }), 'INVALID_RESPONSE'],
+    ['TransportError', new TransportError('TIMEOUT', 'm', { endpoint: 'e' }), 'TIMEOUT'],
+    ['IdTokenError', new IdTokenError('iss', 'iss mismatch'), 'INVALID_ID_TOKEN'],
+    ['ConfigurationError', new ConfigurationError('UNSUPPORTED', 'm'), 'UNSUPPORTED'],
+  ])('%s is a TesseraError with a code and its own name', (name, error, code) => {
+    expect(error).toBeInstanceOf(TesseraError);
+    expect(error).toBeInstanceOf(Error);
+    expect(error.name).toBe(name);
+    expect(error.code).toBe(code);
+  });
+
+  it('OAuthError reads like the seeds: err.error, error_description, status', () => {
+    const error = new OAuthError({ error: 'invalid_grant', error_description: 'expired', status: 400, endpoint: 'token endpoint' });
+    expect(error.error).toBe('invalid_grant');
+    expect(error.message).toBe('token endpoint returned invalid_grant (HTTP 400): expired');
+    expect(error.toJSON()).toEqual({
+      name: 'OAuthError',
+      code: 'OAUTH_ERROR',
+      message: error.message,
+      error: 'invalid_grant',
+      error_description: 'expired',
+      status: 400,
+      endpoint: 'token endpoint',
+    });
+  });
+
+  it('util.inspect shows the cause by name and message only, never its properties', () => {
+    const cause = Object.assign(new Error('socket hang up'), { config: { headers: { authorization: 'Basic c2VjcmV0' } } });
+    const error = new TransportError('NETWORK_ERROR', 'request to token endpoint failed: ECONNRESET', { endpoint: 'token endpoint' }, { cause });
+    const shown = inspect(error, { depth: 10 });
+    expect(shown).toContain('TransportError [NETWORK_ERROR]');
+    expect(shown).toContain('socket hang up');
+    expect(shown).not.toContain('c2VjcmV0');
+    expect(JSON.stringify(error)).not.toContain('c2VjcmV0');
+  });
+});
+
+describe('parseRetryAfter (RFC 9110 §10.2.3)', () => {
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  it.each<[string | undefined, number | undefined]>([
+    ['2', 2000],
+    [' 0 ', 0],
+    ['Thu, 01 Jan 2026 00:00:05 GMT', 5000],
+    ['Wed, 31 Dec 2025 23:59:00 GMT', 0],
+    ['soon', undefined],
+    ['-1', undefined],
+    [undefined, undefined],
+  ])('%s → %s ms', (value, expected) => {
+    expect(parseRetryAfter(value, now)).toBe(expected);
+  });
+});
