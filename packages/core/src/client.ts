@@ -62,11 +62,8 @@ const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_INTROSPECTION_TYPE = 'application/token-introspection+jwt';
 const JWT_INTROSPECTION_MAX_AGE_SECONDS = 300;
 
-const jwtIntrospectionSchema = z.looseObject({
-  token_introspection: z.unknown().refine((v) => typeof v === 'object' && v !== null && !Array.isArray(v), {
-    error: 'must be an object',
-  }),
-});
+/** RFC 9701 §5: the RFC 7662 members are inside `token_introspection`, never at the top level. */
+const jwtIntrospectionSchema = z.looseObject({ token_introspection: introspectionResponseSchema });
 
 /** `grant_types_supported` default when the server does not publish it (RFC 8414 §2). */
 const DEFAULT_GRANT_TYPES = ['authorization_code', 'implicit'];
@@ -316,7 +313,7 @@ export class Client {
       throw new ResponseError(
         'INVALID_RESPONSE',
         `${context.endpoint} response: expected a signed ${JWT_INTROSPECTION_TYPE} response (RFC 9701), got ${mediaType(response) || 'no content type'}`,
-        { endpoint: context.endpoint, status: response.status },
+        { endpoint: context.endpoint, status: response.status, field: 'content-type' },
       );
     } else {
       body = jsonObject(response, context, 'active');
@@ -450,7 +447,7 @@ export class Client {
         algorithms: [alg],
         typ: 'token-introspection+jwt',
         clockTolerance: this.#toleranceSeconds,
-        maxTokenAge: JWT_INTROSPECTION_MAX_AGE_SECONDS + this.#toleranceSeconds,
+        maxTokenAge: JWT_INTROSPECTION_MAX_AGE_SECONDS, // jose adds clockTolerance itself
         requiredClaims: ['iss', 'aud', 'iat'],
       });
       return parseWith(jwtIntrospectionSchema, payload, { ...context, status: response.status }).token_introspection;

@@ -99,7 +99,12 @@ function newClient(metadata: Partial<ClientMetadata> = {}): Client {
       introspection_endpoint: `${server.url}/introspect`,
       jwks_uri: `${server.url}/jwks`,
     },
-    { client_id: CLIENT_ID, client_secret: CLIENT_SECRET, token_endpoint_auth_method: 'client_secret_post', ...metadata },
+    {
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+      token_endpoint_auth_method: 'client_secret_post',
+      ...metadata,
+    },
   );
 }
 
@@ -114,7 +119,13 @@ function jwksRequests(): number {
 }
 
 function claims(overrides: Record<string, unknown> = {}): JWTPayload {
-  const base: Record<string, unknown> = { iss: server.url, sub: 'user-1', aud: CLIENT_ID, iat: NOW, exp: NOW + 300 };
+  const base: Record<string, unknown> = {
+    iss: server.url,
+    sub: 'user-1',
+    aud: CLIENT_ID,
+    iat: NOW,
+    exp: NOW + 300,
+  };
   for (const [name, value] of Object.entries(overrides)) {
     if (value === undefined) delete base[name];
     else base[name] = value;
@@ -128,7 +139,10 @@ interface Signing {
   key?: KeyPair['privateKey'] | Uint8Array;
 }
 
-function sign(payload: JWTPayload, { alg = 'RS256', kid = 'rsa-1', key = rsa.privateKey }: Signing = {}): Promise<string> {
+function sign(
+  payload: JWTPayload,
+  { alg = 'RS256', kid = 'rsa-1', key = rsa.privateKey }: Signing = {},
+): Promise<string> {
   return new SignJWT(payload).setProtectedHeader({ alg, kid, typ: 'JWT' }).sign(key);
 }
 
@@ -158,8 +172,8 @@ async function hmacWithPublicKey(): Promise<string> {
 
 async function encrypted(): Promise<string> {
   return new CompactEncrypt(new TextEncoder().encode(await sign(claims())))
-    .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM', cty: 'JWT' })
-    .encrypt(rotated.publicKey);
+    .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', cty: 'JWT' })
+    .encrypt(new Uint8Array(32).fill(7));
 }
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -207,7 +221,10 @@ describe('valid ID Tokens (§3.1.3.7)', () => {
   });
 
   it.each<Case>([
-    { name: 'aud array with the client id and azp = client id', token: () => sign(claims({ aud: [CLIENT_ID, 'api'], azp: CLIENT_ID })) },
+    {
+      name: 'aud array with the client id and azp = client id',
+      token: () => sign(claims({ aud: [CLIENT_ID, 'api'], azp: CLIENT_ID })),
+    },
     { name: 'aud array holding only the client id, no azp', token: () => sign(claims({ aud: [CLIENT_ID] })) },
     { name: 'azp equal to the client id', token: () => sign(claims({ azp: CLIENT_ID })) },
     {
@@ -215,20 +232,38 @@ describe('valid ID Tokens (§3.1.3.7)', () => {
       token: () => sign(claims(), { alg: 'HS256', key: new TextEncoder().encode(CLIENT_SECRET) }),
       metadata: { id_token_signed_response_alg: 'HS256' },
     },
-    { name: `exp ${TOLERANCE - 1} s ago, within the clock tolerance`, token: () => sign(claims({ exp: NOW - TOLERANCE + 1 })) },
+    {
+      name: `exp ${TOLERANCE - 1} s ago, within the clock tolerance`,
+      token: () => sign(claims({ exp: NOW - TOLERANCE + 1 })),
+    },
     { name: 'fractional exp', token: () => sign(claims({ exp: NOW + 0.5 })) },
-    { name: `iat ${TOLERANCE} s ahead, within the clock tolerance`, token: () => sign(claims({ iat: NOW + TOLERANCE })) },
-    { name: 'nonce sent and echoed', token: () => sign(claims({ nonce: 'n-0S6_WzA2Mj' })), options: { nonce: 'n-0S6_WzA2Mj' } },
+    {
+      name: `iat ${TOLERANCE} s ahead, within the clock tolerance`,
+      token: () => sign(claims({ iat: NOW + TOLERANCE })),
+    },
+    {
+      name: 'nonce sent and echoed',
+      token: () => sign(claims({ nonce: 'n-0S6_WzA2Mj' })),
+      options: { nonce: 'n-0S6_WzA2Mj' },
+    },
     { name: 'nonce returned but none sent (ignored)', token: () => sign(claims({ nonce: 'n-unrequested' })) },
     {
       name: 'max_age 300 and auth_time exactly at max_age + tolerance',
       token: () => sign(claims({ auth_time: NOW - 300 - TOLERANCE })),
       options: { maxAgeSeconds: 300 },
     },
-    { name: 'correct at_hash, RS256 (SHA-256)', token: () => sign(claims({ at_hash: atHash(ACCESS_TOKEN, 'sha256') })) },
+    {
+      name: 'correct at_hash, RS256 (SHA-256)',
+      token: () => sign(claims({ at_hash: atHash(ACCESS_TOKEN, 'sha256') })),
+    },
     {
       name: 'correct at_hash, ES384 (SHA-384)',
-      token: () => sign(claims({ at_hash: atHash(ACCESS_TOKEN, 'sha384') }), { alg: 'ES384', kid: 'ec-1', key: ec384.privateKey }),
+      token: () =>
+        sign(claims({ at_hash: atHash(ACCESS_TOKEN, 'sha384') }), {
+          alg: 'ES384',
+          kid: 'ec-1',
+          key: ec384.privateKey,
+        }),
       metadata: { id_token_signed_response_alg: 'ES384' },
     },
   ])('accepts $name', async ({ token, options, metadata }) => {
@@ -256,15 +291,31 @@ describe('rejected ID Tokens (§3.1.3.7, specs/09 §6)', () => {
     },
     // 2. iss
     { name: 'iss with a trailing slash', token: () => sign(claims({ iss: `${server.url}/` })), check: 'iss' },
-    { name: 'iss of another issuer', token: () => sign(claims({ iss: 'https://other.example.com' })), check: 'iss' },
+    {
+      name: 'iss of another issuer',
+      token: () => sign(claims({ iss: 'https://other.example.com' })),
+      check: 'iss',
+    },
     { name: 'no iss', token: () => sign(claims({ iss: undefined })), check: 'iss' },
     // 3. aud
     { name: 'aud of another client', token: () => sign(claims({ aud: 'c2' })), check: 'aud' },
-    { name: 'aud array without the client id', token: () => sign(claims({ aud: ['c2', 'api'] })), check: 'aud' },
-    { name: 'an extra audience and no azp', token: () => sign(claims({ aud: [CLIENT_ID, 'api'] })), check: 'aud' },
+    {
+      name: 'aud array without the client id',
+      token: () => sign(claims({ aud: ['c2', 'api'] })),
+      check: 'aud',
+    },
+    {
+      name: 'an extra audience and no azp',
+      token: () => sign(claims({ aud: [CLIENT_ID, 'api'] })),
+      check: 'aud',
+    },
     // 4. azp
     { name: 'azp of another client', token: () => sign(claims({ azp: 'c2' })), check: 'azp' },
-    { name: 'an extra audience and azp of another client', token: () => sign(claims({ aud: [CLIENT_ID, 'c2'], azp: 'c2' })), check: 'azp' },
+    {
+      name: 'an extra audience and azp of another client',
+      token: () => sign(claims({ aud: [CLIENT_ID, 'c2'], azp: 'c2' })),
+      check: 'azp',
+    },
     // 5. alg
     { name: 'alg none', token: async () => unsigned({ alg: 'none', typ: 'JWT' }, claims()), check: 'alg' },
     { name: 'HS256 keyed with the RSA public key (RS256 expected)', token: hmacWithPublicKey, check: 'alg' },
@@ -274,14 +325,31 @@ describe('rejected ID Tokens (§3.1.3.7, specs/09 §6)', () => {
       metadata: { id_token_signed_response_alg: 'HS256' },
       check: 'alg',
     },
-    { name: 'ES384 when RS256 is expected', token: () => sign(claims(), { alg: 'ES384', kid: 'ec-1', key: ec384.privateKey }), check: 'alg' },
+    {
+      name: 'ES384 when RS256 is expected',
+      token: () => sign(claims(), { alg: 'ES384', kid: 'ec-1', key: ec384.privateKey }),
+      check: 'alg',
+    },
     // 7. exp / iat
-    { name: `exp exactly ${TOLERANCE} s ago (the tolerance)`, token: () => sign(claims({ exp: NOW - TOLERANCE })), check: 'exp' },
+    {
+      name: `exp exactly ${TOLERANCE} s ago (the tolerance)`,
+      token: () => sign(claims({ exp: NOW - TOLERANCE })),
+      check: 'exp',
+    },
     { name: 'exp an hour ago', token: () => sign(claims({ exp: NOW - 3600 })), check: 'exp' },
-    { name: `iat ${TOLERANCE + 1} s ahead`, token: () => sign(claims({ iat: NOW + TOLERANCE + 1 })), check: 'iat' },
+    {
+      name: `iat ${TOLERANCE + 1} s ahead`,
+      token: () => sign(claims({ iat: NOW + TOLERANCE + 1 })),
+      check: 'iat',
+    },
     { name: 'no sub', token: () => sign(claims({ sub: undefined })), check: 'sub' },
     // 8. nonce
-    { name: 'nonce sent, none returned', token: () => sign(claims()), options: { nonce: 'n-0S6_WzA2Mj' }, check: 'nonce' },
+    {
+      name: 'nonce sent, none returned',
+      token: () => sign(claims()),
+      options: { nonce: 'n-0S6_WzA2Mj' },
+      check: 'nonce',
+    },
     {
       name: 'nonce sent, another returned',
       token: () => sign(claims({ nonce: 'n-other' })),
@@ -295,7 +363,12 @@ describe('rejected ID Tokens (§3.1.3.7, specs/09 §6)', () => {
       check: 'nonce',
     },
     // 9. auth_time
-    { name: 'max_age requested, no auth_time', token: () => sign(claims()), options: { maxAgeSeconds: 300 }, check: 'auth_time' },
+    {
+      name: 'max_age requested, no auth_time',
+      token: () => sign(claims()),
+      options: { maxAgeSeconds: 300 },
+      check: 'auth_time',
+    },
     {
       name: 'max_age requested, auth_time one second too old',
       token: () => sign(claims({ auth_time: NOW - 300 - TOLERANCE - 1 })),
@@ -303,10 +376,19 @@ describe('rejected ID Tokens (§3.1.3.7, specs/09 §6)', () => {
       check: 'auth_time',
     },
     // 10. at_hash
-    { name: 'at_hash of another access token', token: () => sign(claims({ at_hash: atHash('another-token', 'sha256') })), check: 'at_hash' },
+    {
+      name: 'at_hash of another access token',
+      token: () => sign(claims({ at_hash: atHash('another-token', 'sha256') })),
+      check: 'at_hash',
+    },
     {
       name: 'ES384 with an at_hash computed with SHA-256',
-      token: () => sign(claims({ at_hash: atHash(ACCESS_TOKEN, 'sha256') }), { alg: 'ES384', kid: 'ec-1', key: ec384.privateKey }),
+      token: () =>
+        sign(claims({ at_hash: atHash(ACCESS_TOKEN, 'sha256') }), {
+          alg: 'ES384',
+          kid: 'ec-1',
+          key: ec384.privateKey,
+        }),
       metadata: { id_token_signed_response_alg: 'ES384' },
       check: 'at_hash',
     },

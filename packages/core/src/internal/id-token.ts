@@ -97,7 +97,11 @@ function checkAudience(claims: IDTokenClaims, clientId: string): void {
 
 /** §3.1.3.8: base64url of the left half of the hash that matches the JWS alg. */
 function leftHalfHash(accessToken: string, alg: string): string {
-  const bits = alg === 'EdDSA' ? '512' : alg.slice(-3);
+  // The hash is named by the alg's suffix only for HS/RS/PS/ES; EdDSA and the fully-specified
+  // Ed25519 (RFC 9864) use SHA-512 (specs/09 §2.13). Any other alg (e.g. ML-DSA) has no defined
+  // hash: fail the check instead of letting node:crypto throw a raw Error.
+  const bits = alg === 'EdDSA' || alg === 'Ed25519' ? '512' : /^[HRPE]S(256|384|512)$/.exec(alg)?.[1];
+  if (bits === undefined) throw new IdTokenError('at_hash', `at_hash cannot be checked for alg ${alg}`);
   const digest = createHash(`sha${bits}`).update(accessToken, 'ascii').digest();
   return digest.subarray(0, digest.length / 2).toString('base64url');
 }
@@ -105,7 +109,11 @@ function leftHalfHash(accessToken: string, alg: string): string {
 /** jose's failure → IdTokenError naming the check, a TesseraError (JWKS fetch) passes through. */
 export function joseFailure(error: unknown, wrap: (check: string, message: string, cause: unknown) => TesseraError = idTokenError): TesseraError {
   if (error instanceof TesseraError) return error;
-  if (error instanceof joseErrors.JWTExpired) return wrap('exp', 'has expired', error);
+  // jose also throws JWTExpired, with claim 'iat', for an `iat` older than `maxTokenAge` (the age
+  // limit of RFC 9701 responses, specs/03 §4 step 7): name the claim jose checked, not always 'exp'.
+  if (error instanceof joseErrors.JWTExpired) {
+    return error.claim === 'exp' ? wrap('exp', 'has expired', error) : wrap(error.claim, `${error.claim} is too old`, error);
+  }
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     return wrap(error.claim, `${error.claim} claim is invalid (${error.reason})`, error);
   }
