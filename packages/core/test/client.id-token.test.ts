@@ -10,6 +10,7 @@ import { CompactEncrypt, SignJWT, base64url, exportJWK, exportSPKI, generateKeyP
 import type { JWK, JWTPayload } from 'jose';
 import { Client, IdTokenError } from '@tessera/core';
 import type { ClientMetadata, GrantOptions, TokenResponse } from '@tessera/core';
+import { freezeDate, rejection } from './support/test-helpers.js';
 import { json, startFakeServer } from './support/fake-server.js';
 import type { FakeServer } from './support/fake-server.js';
 
@@ -63,28 +64,7 @@ afterAll(async () => {
   await server.close();
 });
 
-beforeEach(() => {
-  // Only Date is faked: sockets, timeouts and jose's AbortSignal keep running on real timers.
-  jest.useFakeTimers({
-    now: NOW_MS,
-    doNotFake: [
-      'hrtime',
-      'nextTick',
-      'performance',
-      'queueMicrotask',
-      'requestAnimationFrame',
-      'cancelAnimationFrame',
-      'requestIdleCallback',
-      'cancelIdleCallback',
-      'setImmediate',
-      'clearImmediate',
-      'setInterval',
-      'clearInterval',
-      'setTimeout',
-      'clearTimeout',
-    ],
-  });
-});
+beforeEach(() => freezeDate(NOW_MS));
 
 afterEach(() => {
   jest.useRealTimers();
@@ -174,15 +154,6 @@ async function encrypted(): Promise<string> {
   return new CompactEncrypt(new TextEncoder().encode(await sign(claims())))
     .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', cty: 'JWT' })
     .encrypt(new Uint8Array(32).fill(7));
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 }
 
 function expectIdTokenError(error: unknown, check: string): void {

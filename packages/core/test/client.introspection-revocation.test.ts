@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { inspect } from 'node:util';
 import { Client, OAuthError, ResponseError } from '@tessera/core';
-import type { TesseraError } from '@tessera/core';
+import { rejection } from './support/test-helpers.js';
 import { json, raw, startFakeServer } from './support/fake-server.js';
 import type { FakeServer, Handler } from './support/fake-server.js';
 
@@ -23,15 +23,6 @@ function clientFor(handler: Handler, clientMetadata: Record<string, unknown> = {
     { retry: { minDelayMs: 1 } },
   );
   return { client, requests: () => server.requestsTo(path) };
-}
-
-async function failure(promise: Promise<unknown>): Promise<TesseraError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as TesseraError;
-  }
-  throw new Error('expected a rejection');
 }
 
 function expectTokenHidden(error: unknown) {
@@ -80,14 +71,14 @@ describe('tokenIntrospection (RFC 7662)', () => {
     ['active as a string names the field', 200, { active: 'true' }, { code: 'INVALID_RESPONSE', field: 'active' }],
   ])('%s', async (_name, status, body, expected) => {
     const { client } = clientFor((_r, res) => json(res, status, body));
-    const error = await failure(client.tokenIntrospection(TOKEN));
+    const error = await rejection(client.tokenIntrospection(TOKEN));
     expect(error).toMatchObject(expected);
     expectTokenHidden(error);
   });
 
   it('200 with a body that is not JSON is INVALID_RESPONSE', async () => {
     const { client } = clientFor((_r, res) => raw(res, 200, 'active', { 'content-type': 'text/plain' }));
-    expect(await failure(client.tokenIntrospection(TOKEN))).toMatchObject({ code: 'INVALID_RESPONSE' });
+    expect(await rejection(client.tokenIntrospection(TOKEN))).toMatchObject({ code: 'INVALID_RESPONSE' });
   });
 
   it('retries a 503 (introspection is safe to repeat)', async () => {
@@ -107,7 +98,7 @@ describe('tokenIntrospection (RFC 7662)', () => {
       const { client } = clientFor((_r, res) =>
         typeof body === 'string' ? raw(res, status, body, { 'content-type': 'text/html' }) : json(res, status, body),
       );
-      const error = await failure(client.tokenIntrospection(TOKEN, { token_type_hint: 'access_token' }));
+      const error = await rejection(client.tokenIntrospection(TOKEN, { token_type_hint: 'access_token' }));
       expect(error).toBeInstanceOf(ResponseError);
       expect(error).toMatchObject(expected);
       expectTokenHidden(error);
@@ -120,7 +111,7 @@ describe('tokenIntrospection (RFC 7662)', () => {
 
     it('the standard error shape is still an OAuthError', async () => {
       const { client } = clientFor((_r, res) => json(res, 401, { error: 'invalid_client' }));
-      expect(await failure(client.tokenIntrospection(TOKEN))).toBeInstanceOf(OAuthError);
+      expect(await rejection(client.tokenIntrospection(TOKEN))).toBeInstanceOf(OAuthError);
     });
   });
 });
@@ -139,7 +130,7 @@ describe('tokenRevocation (RFC 7009)', () => {
 
   it('400 unsupported_token_type is an OAuthError', async () => {
     const { client } = clientFor((_r, res) => json(res, 400, { error: 'unsupported_token_type' }));
-    const error = await failure(client.tokenRevocation(TOKEN, { token_type_hint: 'access_token' }));
+    const error = await rejection(client.tokenRevocation(TOKEN, { token_type_hint: 'access_token' }));
     expect(error).toMatchObject({ code: 'OAUTH_ERROR', error: 'unsupported_token_type', status: 400 });
     expectTokenHidden(error);
   });
@@ -155,13 +146,13 @@ describe('tokenRevocation (RFC 7009)', () => {
 
   it('503 every time ends in HTTP_ERROR: the token was not revoked', async () => {
     const { client, requests } = clientFor((_r, res) => raw(res, 503, '', { 'retry-after': '0' }));
-    expect(await failure(client.tokenRevocation(TOKEN))).toMatchObject({ code: 'HTTP_ERROR', status: 503 });
+    expect(await rejection(client.tokenRevocation(TOKEN))).toMatchObject({ code: 'HTTP_ERROR', status: 503 });
     expect(requests()).toHaveLength(3);
   });
 
   it('a server without a revocation endpoint is UNSUPPORTED', async () => {
     const client = new Client({ issuer: server.url }, { client_id: 'c', token_endpoint_auth_method: 'none' });
     expect(client.supports('revocation')).toBe(false);
-    expect(await failure(client.tokenRevocation(TOKEN))).toMatchObject({ code: 'UNSUPPORTED' });
+    expect(await rejection(client.tokenRevocation(TOKEN))).toMatchObject({ code: 'UNSUPPORTED' });
   });
 });

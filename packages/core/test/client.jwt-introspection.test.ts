@@ -9,6 +9,7 @@ import { SignJWT, base64url, exportJWK, exportSPKI, generateKeyPair } from 'jose
 import type { JWK, JWTPayload } from 'jose';
 import { Client, ResponseError } from '@tessera/core';
 import type { ClientMetadata, IntrospectionOptions } from '@tessera/core';
+import { freezeDate, rejection } from './support/test-helpers.js';
 import { json, raw, startFakeServer } from './support/fake-server.js';
 import type { FakeServer, Handler } from './support/fake-server.js';
 
@@ -48,28 +49,7 @@ afterAll(async () => {
   await server.close();
 });
 
-beforeEach(() => {
-  // Only Date is faked: sockets, timeouts and jose's AbortSignal keep running on real timers.
-  jest.useFakeTimers({
-    now: NOW_MS,
-    doNotFake: [
-      'hrtime',
-      'nextTick',
-      'performance',
-      'queueMicrotask',
-      'requestAnimationFrame',
-      'cancelAnimationFrame',
-      'requestIdleCallback',
-      'cancelIdleCallback',
-      'setImmediate',
-      'clearImmediate',
-      'setInterval',
-      'clearInterval',
-      'setTimeout',
-      'clearTimeout',
-    ],
-  });
-});
+beforeEach(() => freezeDate(NOW_MS));
 
 afterEach(() => {
   jest.useRealTimers();
@@ -154,15 +134,6 @@ function sign(
 function unsigned(header: object, payload: object): string {
   const encode = (value: object): string => base64url.encode(JSON.stringify(value));
   return `${encode(header)}.${encode(payload)}.`;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 }
 
 function expectResponseError(error: unknown, field: string | undefined): void {

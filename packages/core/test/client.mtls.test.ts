@@ -34,7 +34,7 @@ beforeAll(async () => {
         const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
         seen.push({
           path: req.url ?? '',
-          certificateSubject: peer?.subject?.CN,
+          certificateSubject: [peer?.subject?.CN].flat()[0],
           form: new URLSearchParams(Buffer.concat(chunks).toString('utf8')),
           authorization: req.headers.authorization,
         });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { inspect } from 'node:util';
 import { Client, ConfigurationError, OAuthError, ResponseError, TransportError } from '@tessera/core';
-import type { TesseraError } from '@tessera/core';
+import { rejection } from './support/test-helpers.js';
 import { json, raw, startFakeServer } from './support/fake-server.js';
 import type { FakeServer, Handler } from './support/fake-server.js';
 
@@ -30,15 +30,6 @@ function clientFor(handler: Handler, options: ConstructorParameters<typeof Clien
     { retry: { minDelayMs: 1, maxDelayMs: 1000 }, ...options },
   );
   return { client, requests: () => server.requestsTo(path) };
-}
-
-async function failure(promise: Promise<unknown>): Promise<TesseraError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as TesseraError;
-  }
-  throw new Error('expected a rejection');
 }
 
 function expectNoSecrets(error: unknown) {
@@ -121,21 +112,21 @@ describe('bad input is refused before any request', () => {
     ['actor_token_type without actor_token', { subject_token: 's', subject_token_type: 't', actor_token_type: 't' }],
   ])('token exchange with %s', async (_name, parameters) => {
     const { client, requests } = clientFor((_r, res) => json(res, 200, {}));
-    const error = await failure(client.genericGrantRequest('urn:ietf:params:oauth:grant-type:token-exchange', parameters));
+    const error = await rejection(client.genericGrantRequest('urn:ietf:params:oauth:grant-type:token-exchange', parameters));
     expect(error).toBeInstanceOf(ConfigurationError);
     expect(requests()).toHaveLength(0);
   });
 
   it.each([['https://api.example/#frag'], ['not a uri']])('resource %s', async (resource) => {
     const { client, requests } = clientFor((_r, res) => json(res, 200, {}));
-    const error = await failure(client.clientCredentialsGrant({ resource }));
+    const error = await rejection(client.clientCredentialsGrant({ resource }));
     expect(error).toBeInstanceOf(ConfigurationError);
     expect(requests()).toHaveLength(0);
   });
 
   it('an empty refresh token', async () => {
     const { client } = clientFor((_r, res) => json(res, 200, {}));
-    expect(await failure(client.refreshTokenGrant(''))).toBeInstanceOf(ConfigurationError);
+    expect(await rejection(client.refreshTokenGrant(''))).toBeInstanceOf(ConfigurationError);
   });
 });
 
@@ -149,7 +140,7 @@ describe('malformed and error responses become typed errors', () => {
     ['unknown token_type', { access_token: 'a', token_type: 'mac' }, 'token_type'],
   ])('200 with %s → ResponseError INVALID_RESPONSE naming the field', async (_name, body, field) => {
     const { client } = clientFor((_r, res) => json(res, 200, body));
-    const error = await failure(client.clientCredentialsGrant());
+    const error = await rejection(client.clientCredentialsGrant());
     expect(error).toBeInstanceOf(ResponseError);
     expect(error).toMatchObject({ code: 'INVALID_RESPONSE', field, endpoint: 'token endpoint', status: 200 });
     expect(error.message).toContain('token endpoint response');
@@ -158,12 +149,12 @@ describe('malformed and error responses become typed errors', () => {
 
   it('200 with a body that is not JSON', async () => {
     const { client } = clientFor((_r, res) => raw(res, 200, 'access_token=a&token_type=bearer', { 'content-type': 'application/x-www-form-urlencoded' }));
-    expect(await failure(client.clientCredentialsGrant())).toMatchObject({ code: 'INVALID_RESPONSE', status: 200 });
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'INVALID_RESPONSE', status: 200 });
   });
 
   it('200 with an error member is an OAuthError', async () => {
     const { client } = clientFor((_r, res) => json(res, 200, { error: 'bad_verification_code', error_description: 'The code is wrong' }));
-    const error = await failure(client.clientCredentialsGrant());
+    const error = await rejection(client.clientCredentialsGrant());
     expect(error).toBeInstanceOf(OAuthError);
     expect(error).toMatchObject({ error: 'bad_verification_code', status: 200 });
   });
@@ -172,7 +163,7 @@ describe('malformed and error responses become typed errors', () => {
     const { client, requests } = clientFor((_r, res) =>
       json(res, 400, { error: 'invalid_grant', error_description: 'grant request is invalid', error_uri: 'https://as/doc' }),
     );
-    const error = await failure(client.refreshTokenGrant(REFRESH_TOKEN));
+    const error = await rejection(client.refreshTokenGrant(REFRESH_TOKEN));
     expect(error).toBeInstanceOf(OAuthError);
     expect(error).toMatchObject({ error: 'invalid_grant', error_description: 'grant request is invalid', error_uri: 'https://as/doc', status: 400 });
     expect(requests()).toHaveLength(1);
@@ -183,7 +174,7 @@ describe('malformed and error responses become typed errors', () => {
     const { client } = clientFor((_r, res) =>
       json(res, 401, { error: 'invalid_client' }, { 'www-authenticate': 'Basic realm="as"' }),
     );
-    const error = await failure(client.clientCredentialsGrant());
+    const error = await rejection(client.clientCredentialsGrant());
     expect(error).toMatchObject({ code: 'OAUTH_ERROR', error: 'invalid_client', status: 401, wwwAuthenticate: 'Basic realm="as"' });
     expectNoSecrets(error);
   });
@@ -191,7 +182,7 @@ describe('malformed and error responses become typed errors', () => {
   it('502 with an HTML body → HTTP_ERROR with status and text', async () => {
     const html = '<html><body><h1>502 Bad Gateway</h1></body></html>';
     const { client, requests } = clientFor((_r, res) => raw(res, 502, html, { 'content-type': 'text/html' }));
-    const error = await failure(client.clientCredentialsGrant());
+    const error = await rejection(client.clientCredentialsGrant());
     expect(error).toBeInstanceOf(ResponseError);
     expect(error).toMatchObject({ code: 'HTTP_ERROR', status: 502, body: html });
     expect(requests()).toHaveLength(1); // a grant is not retried on 5xx: the server may have used it
@@ -199,7 +190,7 @@ describe('malformed and error responses become typed errors', () => {
 
   it('500 with an Edlink {"$error": ...} body → HTTP_ERROR whose message carries the text', async () => {
     const { client } = clientFor((_r, res) => json(res, 500, { $error: 'Integration is not active.' }));
-    const error = await failure(client.clientCredentialsGrant());
+    const error = await rejection(client.clientCredentialsGrant());
     expect(error).toMatchObject({ code: 'HTTP_ERROR', status: 500, providerError: { message: 'Integration is not active.' } });
     expect(error.message).toContain('Integration is not active.');
   });
@@ -208,20 +199,20 @@ describe('malformed and error responses become typed errors', () => {
     const { client } = clientFor((_r, res) =>
       json(res, 400, { $request: 'r1', $errors: [{ code: 'BAD_REQUEST', message: 'x' }, { code: 'OTHER', message: 'y' }] }),
     );
-    const error = await failure(client.clientCredentialsGrant());
+    const error = await rejection(client.clientCredentialsGrant());
     expect(error).toMatchObject({ providerError: { code: 'BAD_REQUEST', message: 'x; y', requestId: 'r1' } });
   });
 
   it('an error body that echoes a secret has it redacted', async () => {
     const { client } = clientFor((r, res) => json(res, 400, { error: 'invalid_grant', error_description: `bad token ${r.form.get('refresh_token')}` }));
-    const error = await failure(client.refreshTokenGrant(REFRESH_TOKEN));
+    const error = await rejection(client.refreshTokenGrant(REFRESH_TOKEN));
     expect((error as OAuthError).error_description).toBe('bad token [redacted]');
     expectNoSecrets(error);
   });
 
   it('a 3xx is not followed', async () => {
     const { client, requests } = clientFor((_r, res) => raw(res, 302, '', { location: `${server.url}/elsewhere` }));
-    const error = await failure(client.clientCredentialsGrant());
+    const error = await rejection(client.clientCredentialsGrant());
     expect(error).toMatchObject({ code: 'HTTP_ERROR', status: 302 });
     expect(requests()).toHaveLength(1);
     expect(server.requestsTo('/elsewhere')).toHaveLength(0);
@@ -234,7 +225,7 @@ describe('transport limits', () => {
       (_r, res) => json(res, 200, { access_token: 'a'.repeat(5000), token_type: 'Bearer' }),
       { maxResponseBytes: 1024 },
     );
-    expect(await failure(client.clientCredentialsGrant())).toMatchObject({ code: 'INVALID_RESPONSE', status: 200 });
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'INVALID_RESPONSE', status: 200 });
   });
 
   it('refuses a chunked body that grows over maxResponseBytes', async () => {
@@ -247,12 +238,12 @@ describe('transport limits', () => {
       },
       { maxResponseBytes: 1024 },
     );
-    expect(await failure(client.clientCredentialsGrant())).toMatchObject({ code: 'INVALID_RESPONSE' });
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'INVALID_RESPONSE' });
   });
 
   it('a server that never answers → TransportError TIMEOUT', async () => {
     const { client } = clientFor(() => new Promise<void>((resolve) => parked.push(resolve)), { timeoutMs: 200 });
-    const error = await failure(client.clientCredentialsGrant());
+    const error = await rejection(client.clientCredentialsGrant());
     expect(error).toBeInstanceOf(TransportError);
     expect(error.code).toBe('TIMEOUT');
   });
@@ -266,7 +257,7 @@ describe('transport limits', () => {
       },
       { timeoutMs: 200 },
     );
-    expect(await failure(client.clientCredentialsGrant())).toMatchObject({ code: 'TIMEOUT' });
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'TIMEOUT' });
   });
 
   it('an aborted signal → ABORTED', async () => {
@@ -274,14 +265,14 @@ describe('transport limits', () => {
     const controller = new AbortController();
     const pending = client.clientCredentialsGrant(undefined, { signal: controller.signal });
     setTimeout(() => controller.abort(), 20);
-    expect(await failure(pending)).toMatchObject({ code: 'ABORTED' });
+    expect(await rejection(pending)).toMatchObject({ code: 'ABORTED' });
   });
 
   it('a connection reset → NETWORK_ERROR, and a refresh is not replayed', async () => {
     const { client, requests } = clientFor((_r, res) => {
       res.socket?.destroy();
     });
-    const error = await failure(client.refreshTokenGrant(REFRESH_TOKEN));
+    const error = await rejection(client.refreshTokenGrant(REFRESH_TOKEN));
     expect(error).toMatchObject({ code: 'NETWORK_ERROR', systemCode: 'ECONNRESET' });
     expect(requests()).toHaveLength(1);
     expectNoSecrets(error);
@@ -293,7 +284,7 @@ describe('transport limits', () => {
       { client_id: 'c', client_secret: 's', token_endpoint_auth_method: 'client_secret_post' },
       { retry: { retries: 1, minDelayMs: 1 } },
     );
-    expect(await failure(client.clientCredentialsGrant())).toMatchObject({ code: 'NETWORK_ERROR', systemCode: 'ECONNREFUSED' });
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'NETWORK_ERROR', systemCode: 'ECONNREFUSED' });
   });
 
   it.each([[429], [503]])('%s with Retry-After is retried, then succeeds', async (status) => {
@@ -309,13 +300,13 @@ describe('transport limits', () => {
 
   it('429 with a Retry-After longer than maxDelayMs is not waited for', async () => {
     const { client, requests } = clientFor((_r, res) => json(res, 429, { error: 'slow_down' }, { 'retry-after': '3600' }));
-    expect(await failure(client.clientCredentialsGrant())).toMatchObject({ error: 'slow_down', status: 429 });
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ error: 'slow_down', status: 429 });
     expect(requests()).toHaveLength(1);
   });
 
   it('retries are bounded', async () => {
     const { client, requests } = clientFor((_r, res) => json(res, 503, {}, { 'retry-after': '0' }), { retry: { retries: 2, minDelayMs: 1 } });
-    expect(await failure(client.clientCredentialsGrant())).toMatchObject({ code: 'HTTP_ERROR', status: 503 });
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'HTTP_ERROR', status: 503 });
     expect(requests()).toHaveLength(3);
   });
 
@@ -332,6 +323,6 @@ describe('transport limits', () => {
 
   it('a missing endpoint is ConfigurationError UNSUPPORTED', async () => {
     const client = new Client({ issuer: server.url }, { client_id: 'c', token_endpoint_auth_method: 'none' });
-    expect(await failure(client.clientCredentialsGrant())).toMatchObject({ code: 'UNSUPPORTED' });
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'UNSUPPORTED' });
   });
 });

@@ -1,0 +1,142 @@
+/**
+ * A static OAuth 2.0 authorization server for benchmarks: fixed JSON answers, no state, no
+ * validation beyond the method and path, keep-alive on. It runs in a child process so that its CPU
+ * does not compete with the client under test on the same event loop.
+ */
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** The fixed body of every `/token` response. */
+export const STATIC_TOKEN_RESPONSE = {
+  access_token: 'bench-access-token-0123456789abcdef',
+  token_type: 'Bearer',
+  expires_in: 3600,
+} as const;
+
+/** How long an idle keep-alive connection stays open on the server, in ms. */
+const KEEP_ALIVE_TIMEOUT_MS = 60_000;
+
+const JSON_HEADERS = {
+  'content-type': 'application/json; charset=utf-8',
+  'cache-control': 'no-store',
+};
+
+/** Messages the child sends to its parent over the IPC channel. */
+interface ReadyMessage {
+  type: 'ready';
+  port: number;
+}
+
+/**
+ * Creates (but does not start) the server. Answers:
+ * - `POST /token` → {@link STATIC_TOKEN_RESPONSE};
+ * - `POST /introspect` → `{ active: true, scope: 'api', client_id: 'c1', exp: now + 3600 }`;
+ * - `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server` → the
+ *   server metadata, with `issuer` the origin the request was addressed to;
+ * - anything else → 404.
+ */
+export function createStaticTokenServer(): http.Server {
+  const tokenBody = JSON.stringify(STATIC_TOKEN_RESPONSE);
+  const server = http.createServer((request, response) => {
+    // Drain the request body before answering, as a real server does.
+    request.resume();
+    request.once('end', () => {
+      const path = request.url ?? '/';
+      if (request.method === 'POST' && path === '/token') {
+        send(response, 200, tokenBody);
+      } else if (request.method === 'POST' && path === '/introspect') {
+        const exp = Math.floor(Date.now() / 1000) + 3600;
+        send(response, 200, JSON.stringify({ active: true, scope: 'api', client_id: 'c1', exp }));
+      } else if (
+        request.method === 'GET' &&
+        (path === '/.well-known/openid-configuration' || path === '/.well-known/oauth-authorization-server')
+      ) {
+        const issuer = `http://${request.headers.host ?? '127.0.0.1'}`;
+        send(response, 200, JSON.stringify(serverMetadata(issuer)));
+      } else {
+        send(response, 404, JSON.stringify({ error: 'not_found' }));
+      }
+    });
+  });
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  return server;
+}
+
+/** The RFC 8414 / OpenID Connect Discovery document of the static server at `issuer`. */
+export function serverMetadata(issuer: string): Record<string, unknown> {
+  return {
+    issuer,
+    token_endpoint: `${issuer}/token`,
+    introspection_endpoint: `${issuer}/introspect`,
+    token_endpoint_auth_methods_supported: ['client_secret_basic'],
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
+    grant_types_supported: ['client_credentials'],
+    response_types_supported: ['code'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: ['RS256'],
+  };
+}
+
+function send(response: http.ServerResponse, status: number, body: string): void {
+  response.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body) });
+  response.end(body);
+}
+
+/** A running static token server in a child process. */
+export interface StaticTokenServer {
+  /** `http://127.0.0.1:<port>`, without a trailing slash: the issuer identifier. */
+  readonly issuer: string;
+  /** The child's process id (for `--cpu-prof` or `top`). */
+  readonly pid: number | undefined;
+  /** Stops the child process. */
+  close(): Promise<void>;
+}
+
+/**
+ * Forks a child process running {@link createStaticTokenServer} on 127.0.0.1, an ephemeral port,
+ * and resolves once it listens.
+ */
+export function startStaticTokenServer(): Promise<StaticTokenServer> {
+  const entry = fileURLToPath(new URL('./static-token-server-main.js', import.meta.url));
+  // The child does not inherit the parent's --cpu-prof / --expose-gc flags.
+  const child = fork(entry, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null): void => {
+      reject(new Error(`static token server exited before it was ready (code ${String(code)})`));
+    };
+    child.once('error', reject);
+    child.once('exit', onExit);
+    child.once('message', (message: ReadyMessage) => {
+      child.off('exit', onExit);
+      child.off('error', reject);
+      resolve({
+        issuer: `http://127.0.0.1:${message.port}`,
+        pid: child.pid,
+        close: () => stopChild(child),
+      });
+    });
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+/** The child's side: listens, then tells the parent its port; exits when the parent goes away. */
+export function runStaticTokenServerChild(): void {
+  const server = createStaticTokenServer();
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as AddressInfo;
+    const ready: ReadyMessage = { type: 'ready', port };
+    process.send?.(ready);
+  });
+  process.once('disconnect', () => process.exit(0));
+  process.once('SIGTERM', () => process.exit(0));
+}
