@@ -2,44 +2,68 @@ import { jwtVerify } from 'jose';
 import type { JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { wellKnownUrls } from './discovery.js';
-import { ConfigurationError, ResponseError, TesseraError } from './errors.js';
+import { DPoPHandle } from './dpop.js';
+import { ConfigurationError, OAuthError, ResponseError, TesseraError, TransportError } from './errors.js';
 import { ClientAuthenticator } from './internal/client-auth.js';
 import { appendParameters } from './internal/form.js';
-import { HttpTransport } from './internal/http.js';
+import { HttpTransport, parseRetryAfter } from './internal/http.js';
 import type { HttpResponse, RetryPolicy } from './internal/http.js';
 import { joseFailure, validateIdToken } from './internal/id-token.js';
 import { remoteKeySet } from './internal/jwks.js';
-import { errorFromResponse, jsonObject, mediaType } from './internal/response.js';
+import { errorFromResponse, jsonObject, mediaType, tryJson } from './internal/response.js';
 import type { ResponseContext } from './internal/response.js';
+import { sleep } from './internal/sleep.js';
 import {
+  backchannelAuthenticationResponseSchema,
+  deviceAuthorizationResponseSchema,
   introspectionResponseSchema,
   parseWith,
   serverMetadataSchema,
   tokenResponseSchema,
 } from './internal/schemas.js';
 import { toTokenResponse } from './token-response.js';
+import { findChallenge } from './www-authenticate.js';
 import type {
+  BackchannelAuthenticationResponse,
   Capability,
   ClientAuthMethod,
   ClientMetadata,
   ClientOptions,
+  DeviceAuthorizationResponse,
   GrantOptions,
   IntrospectionOptions,
   IntrospectionResponse,
   Parameters,
+  PollOptions,
   RequestOptions,
   ServerMetadata,
   TokenEndpointResponse,
   TokenResponse,
 } from './types.js';
 
-type EndpointName = 'token_endpoint' | 'introspection_endpoint' | 'revocation_endpoint';
+type EndpointName =
+  | 'token_endpoint'
+  | 'introspection_endpoint'
+  | 'revocation_endpoint'
+  | 'device_authorization_endpoint'
+  | 'backchannel_authentication_endpoint';
 
 const LABELS: Record<EndpointName, string> = {
   token_endpoint: 'token endpoint',
   introspection_endpoint: 'introspection endpoint',
   revocation_endpoint: 'revocation endpoint',
+  device_authorization_endpoint: 'device authorization endpoint',
+  backchannel_authentication_endpoint: 'backchannel authentication endpoint',
 };
+
+const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+const CIBA = 'urn:openid:params:grant-type:ciba';
+/** RFC 8628 §3.2 and CIBA Core §7.3: the interval when the server gives none. */
+const DEFAULT_POLL_INTERVAL_SECONDS = 5;
+const CIBA_HINTS = ['login_hint', 'id_token_hint', 'login_hint_token'] as const;
+
+/** When each device / CIBA response arrived (epoch ms), for the polling deadline. */
+const arrivals = new WeakMap<object, number>();
 
 /** Form fields whose values are credentials: kept out of every error text. */
 const SECRET_FIELDS = [
@@ -52,6 +76,8 @@ const SECRET_FIELDS = [
   'actor_token',
   'code',
   'device_code',
+  'auth_req_id',
+  'user_code',
   'password',
   'code_verifier',
 ];
@@ -346,22 +372,235 @@ export class Client {
     if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
   }
 
+  /**
+   * Starts the device authorization grant (RFC 8628 §3.1): show `user_code` and
+   * `verification_uri` (or a QR code of `verification_uri_complete`) to the user, then call
+   * {@link pollDeviceAuthorizationGrant}. To bind the tokens to a DPoP key, pass
+   * `{ dpop_jkt: await handle.thumbprint() }` where the server supports it.
+   *
+   * @throws ConfigurationError `UNSUPPORTED` when the server has no device authorization endpoint.
+   * @see RFC 8628 §3.2
+   */
+  async initiateDeviceAuthorization(parameters?: Parameters, options: RequestOptions = {}): Promise<DeviceAuthorizationResponse> {
+    const form = new URLSearchParams();
+    appendParameters(form, parameters);
+    const { response, context } = await this.#post('device_authorization_endpoint', form, {
+      policy: 'unprocessed',
+      signal: options.signal,
+    });
+    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
+    const body = parseWith(deviceAuthorizationResponseSchema, jsonObject(response, context, 'device_code'), {
+      ...context,
+      status: response.status,
+    });
+    return arrived(body as DeviceAuthorizationResponse, response.receivedAt);
+  }
+
+  /**
+   * Polls until the user approves or denies the device (RFC 8628 §3.4-§3.5). The first poll goes
+   * out at once; then `interval` seconds (default 5) pass between polls, `slow_down` adds 5 s for
+   * every later poll, and 429/503 with `Retry-After` waits that long. `onPending` reports each wait.
+   *
+   * @throws OAuthError `access_denied` (the user refused), `expired_token` (the code expired; also
+   *   decided locally, with `status` 0, when `expires_in` runs out), or any other server error.
+   * @throws TransportError `ABORTED` as soon as `options.signal` aborts.
+   * @example
+   * ```ts
+   * const device = await client.initiateDeviceAuthorization({ scope: 'openid offline_access' });
+   * console.log(`Go to ${device.verification_uri} and enter ${device.user_code}`);
+   * const tokens = await client.pollDeviceAuthorizationGrant(device);
+   * ```
+   */
+  pollDeviceAuthorizationGrant(
+    response: DeviceAuthorizationResponse,
+    parameters?: Parameters,
+    options: PollOptions = {},
+  ): Promise<TokenResponse> {
+    return this.#poll(DEVICE_CODE, { device_code: response?.device_code }, response, parameters, options, 'device code');
+  }
+
+  /**
+   * Starts a CIBA authentication request in poll mode (CIBA Core §7.1): the user approves on their
+   * own device. Exactly one of `login_hint`, `id_token_hint` and `login_hint_token` is required;
+   * `openid` is added to `scope` when missing (CIBA Core §7.1 requires it). `binding_message`,
+   * `user_code` and `requested_expiry` are sent when given.
+   *
+   * @throws ConfigurationError `INVALID_CONFIGURATION` before any request: not exactly one hint, a
+   *   `requested_expiry` that is not a positive integer, or a public client (CIBA Core §4).
+   * @throws ConfigurationError `UNSUPPORTED` when the server has no backchannel endpoint.
+   * @throws OAuthError e.g. `unknown_user_id`, `missing_user_code`, `access_denied`.
+   * @see CIBA Core §7
+   */
+  async initiateBackchannelAuthentication(
+    parameters: Parameters,
+    options: RequestOptions = {},
+  ): Promise<BackchannelAuthenticationResponse> {
+    const form = new URLSearchParams();
+    appendParameters(form, parameters);
+    const hints = CIBA_HINTS.filter((hint) => form.has(hint));
+    if (hints.length !== 1) {
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        `a CIBA request needs exactly one of login_hint, id_token_hint and login_hint_token (got ${hints.length === 0 ? 'none' : hints.join(', ')})`,
+      );
+    }
+    const expiry = form.get('requested_expiry');
+    if (expiry !== null && !/^[1-9]\d*$/.test(expiry)) {
+      throw new ConfigurationError('INVALID_CONFIGURATION', 'requested_expiry must be a positive integer of seconds');
+    }
+    if (this.#auth.method === 'none') {
+      throw new ConfigurationError('INVALID_CONFIGURATION', 'CIBA needs a confidential client (CIBA Core §4)');
+    }
+    const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+    if (!scopes.includes('openid')) form.set('scope', ['openid', ...scopes].join(' '));
+    const { response, context } = await this.#post('backchannel_authentication_endpoint', form, {
+      policy: 'unprocessed',
+      signal: options.signal,
+    });
+    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
+    const body = parseWith(backchannelAuthenticationResponseSchema, jsonObject(response, context, 'auth_req_id'), {
+      ...context,
+      status: response.status,
+    });
+    return arrived(body as BackchannelAuthenticationResponse, response.receivedAt);
+  }
+
+  /**
+   * Polls until the user approves or denies the CIBA request (CIBA Core §10.1, §11), with the
+   * same schedule and errors as {@link pollDeviceAuthorizationGrant}; the ID Token is validated
+   * (without a nonce, which CIBA does not have).
+   *
+   * @see CIBA Core §10.1
+   */
+  pollBackchannelAuthenticationGrant(
+    response: BackchannelAuthenticationResponse,
+    parameters?: Parameters,
+    options: PollOptions = {},
+  ): Promise<TokenResponse> {
+    return this.#poll(CIBA, { auth_req_id: response?.auth_req_id }, response, parameters, options, 'authentication request');
+  }
+
+  /**
+   * A DPoP handle for a key pair (RFC 9449): pass it as `{ DPoP: handle }` to any grant, and use it
+   * for proofs to resource servers.
+   *
+   * @throws ConfigurationError when the key is not an asymmetric signing key, or its algorithm is
+   *   not in the server's `dpop_signing_alg_values_supported`.
+   */
+  getDPoPHandle(keyPair: CryptoKeyPair): DPoPHandle {
+    return new DPoPHandle(keyPair, this.#server.dpop_signing_alg_values_supported);
+  }
+
+  #poll(
+    grantType: string,
+    fixed: Record<string, string | undefined>,
+    response: { expires_in: number; interval?: number },
+    parameters: Parameters | undefined,
+    options: PollOptions,
+    what: string,
+  ): Promise<TokenResponse> {
+    const [name, value] = Object.entries(fixed)[0]!;
+    if (typeof value !== 'string' || value === '') {
+      return Promise.reject(new ConfigurationError('INVALID_CONFIGURATION', `polling needs the response with its ${name}`));
+    }
+    const form = grantForm(grantType, parameters, { [name]: value });
+    const arrivedAt = arrivals.get(response) ?? Date.now();
+    const interval = response.interval ?? DEFAULT_POLL_INTERVAL_SECONDS;
+    return this.#pollGrant(form, interval, arrivedAt + response.expires_in * 1000, options, what);
+  }
+
   async #grant(
     grantType: string,
     parameters: Parameters | undefined,
     options: GrantOptions = {},
     fixed: Record<string, string> = {},
   ): Promise<TokenResponse> {
-    const form = new URLSearchParams();
-    appendParameters(form, parameters);
-    for (const [name, value] of Object.entries(fixed)) form.set(name, value);
-    form.set('grant_type', grantType);
-    if (grantType === TOKEN_EXCHANGE) checkTokenExchange(form);
+    const form = grantForm(grantType, parameters, fixed);
     const { response, context } = await this.#post('token_endpoint', form, {
       policy: 'unprocessed',
       signal: options.signal,
+      dpop: options.DPoP,
     });
-    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
+    return this.#tokenResult(response, context, form, options);
+  }
+
+  /**
+   * Polls the token endpoint (RFC 8628 §3.4-§3.5, CIBA Core §10-§11): the first poll at once, then
+   * one every `interval` seconds; `authorization_pending` goes on, `slow_down` adds 5 s to this
+   * and every later wait, 429/503 with `Retry-After` waits that long (at least the interval), a
+   * timeout doubles the interval; any other error ends polling. Polling stops with `expired_token`
+   * before a poll that would come after `expiresAtMs`, and at once when `signal` aborts.
+   */
+  async #pollGrant(
+    form: URLSearchParams,
+    intervalSeconds: number,
+    expiresAtMs: number,
+    options: PollOptions,
+    what: string,
+  ): Promise<TokenResponse> {
+    let interval = intervalSeconds;
+    for (;;) {
+      let wait = interval;
+      try {
+        const { response, context } = await this.#post('token_endpoint', form, {
+          policy: 'none',
+          signal: options.signal,
+          dpop: options.DPoP,
+        });
+        const retryAfter = response.status === 429 || response.status === 503 ? parseRetryAfter(response.headers['retry-after']) : undefined;
+        const error = response.status >= 200 && response.status <= 299 ? undefined : errorFromResponse(response, context);
+        const pending = error instanceof OAuthError && (error.error === 'authorization_pending' || error.error === 'slow_down');
+        if (retryAfter !== undefined && !pending) {
+          wait = Math.max(interval, retryAfter / 1000);
+        } else {
+          if (error !== undefined) throw error;
+          return await this.#tokenResult(response, context, form, options);
+        }
+      } catch (error) {
+        if (error instanceof OAuthError && error.error === 'slow_down') {
+          interval += 5; // RFC 8628 §3.5: for this and all later polls
+        } else if (error instanceof TransportError && error.code === 'TIMEOUT') {
+          interval *= 2; // RFC 8628 §3.5: back off on connection timeouts
+        } else if (!(error instanceof OAuthError && error.error === 'authorization_pending')) {
+          throw error;
+        }
+        wait = interval;
+      }
+      if (Date.now() + wait * 1000 >= expiresAtMs) {
+        throw new OAuthError({
+          error: 'expired_token',
+          error_description: `the ${what} expired before it was approved`,
+          status: 0,
+          endpoint: LABELS.token_endpoint,
+        });
+      }
+      options.onPending?.({ interval: wait, expiresAt: Math.floor(expiresAtMs / 1000) });
+      await sleep(wait * 1000, options.signal, LABELS.token_endpoint);
+    }
+  }
+
+  /** Validates a token endpoint response, or throws the error it carries. */
+  async #tokenResult(
+    response: HttpResponse,
+    context: ResponseContext,
+    form: URLSearchParams,
+    options: GrantOptions,
+  ): Promise<TokenResponse> {
+    if (response.status < 200 || response.status > 299) {
+      const error = errorFromResponse(response, context);
+      const refreshingWithDPoP = options.DPoP !== undefined && form.get('grant_type') === 'refresh_token';
+      if (refreshingWithDPoP && error instanceof OAuthError && (error.error === 'invalid_grant' || error.error === 'invalid_dpop_proof')) {
+        throw new OAuthError({
+          error: error.error,
+          status: error.status,
+          endpoint: error.endpoint,
+          ...(error.error_description === undefined ? {} : { error_description: error.error_description }),
+          ...(error.error_uri === undefined ? {} : { error_uri: error.error_uri }),
+          hint: 'a DPoP-bound refresh token must be refreshed with the same DPoP key it was issued to (RFC 9449 §5)',
+        });
+      }
+      throw error;
+    }
     const wire = parseWith(tokenResponseSchema, jsonObject(response, context, 'access_token'), {
       ...context,
       status: response.status,
@@ -393,32 +632,48 @@ export class Client {
     return toTokenResponse(tokens, response.receivedAt, claims);
   }
 
-  /** POSTs a form to an endpoint with client (or bearer) authentication, fresh for each attempt. */
+  /**
+   * POSTs a form to an endpoint with client (or bearer) authentication and, when given, a DPoP
+   * proof; all built anew for each attempt. A `use_dpop_nonce` answer is retried exactly once with
+   * the nonce the server sent (RFC 9449 §8); a second one is returned as it is.
+   */
   async #post(
     name: EndpointName,
     form: URLSearchParams,
-    options: { policy: RetryPolicy; signal: AbortSignal | undefined; bearer?: string | undefined; accept?: string },
+    options: {
+      policy: RetryPolicy;
+      signal: AbortSignal | undefined;
+      bearer?: string | undefined;
+      accept?: string;
+      dpop?: DPoPHandle | undefined;
+    },
   ): Promise<{ response: HttpResponse; context: ResponseContext }> {
     const url = this.#endpoint(name);
     const secrets = [...this.#auth.secrets, ...(options.bearer === undefined ? [] : [options.bearer])];
     for (const field of SECRET_FIELDS) secrets.push(...form.getAll(field));
     const context: ResponseContext = { endpoint: LABELS[name], secrets };
-    const response = await this.#transport.send({
-      endpoint: context.endpoint,
-      policy: options.policy,
-      signal: options.signal,
-      build: async () => {
-        const headers: Record<string, string> = {
-          'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
-          accept: options.accept ?? 'application/json',
-        };
-        const body = new URLSearchParams(form);
-        if (options.bearer === undefined) await this.#auth.apply(url, headers, body);
-        else headers.authorization = `Bearer ${options.bearer}`;
-        return { method: 'POST', url, headers, body: body.toString() };
-      },
-    });
-    return { response, context };
+    const { dpop } = options;
+    for (let attempt = 0; ; attempt++) {
+      const response = await this.#transport.send({
+        endpoint: context.endpoint,
+        policy: options.policy,
+        signal: options.signal,
+        build: async () => {
+          const headers: Record<string, string> = {
+            'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
+            accept: options.accept ?? 'application/json',
+          };
+          const body = new URLSearchParams(form);
+          if (options.bearer === undefined) await this.#auth.apply(url, headers, body);
+          else headers.authorization = `Bearer ${options.bearer}`;
+          if (dpop !== undefined) headers.dpop = await dpop.proof('POST', url);
+          return { method: 'POST', url, headers, body: body.toString() };
+        },
+      });
+      if (dpop === undefined) return { response, context };
+      const nonceChanged = dpop.learnNonce(url, response.headers['dpop-nonce']);
+      if (attempt > 0 || !nonceChanged || !isUseDPoPNonce(response)) return { response, context };
+    }
   }
 
   /** The endpoint's URL; its mTLS alias when the client uses mutual TLS (RFC 8705 §5). */
@@ -458,6 +713,24 @@ export class Client {
   }
 }
 
+/** The form of a grant: the caller's parameters, then the fixed ones and `grant_type`. */
+function grantForm(grantType: string, parameters: Parameters | undefined, fixed: Record<string, string>): URLSearchParams {
+  const form = new URLSearchParams();
+  appendParameters(form, parameters);
+  for (const [name, value] of Object.entries(fixed)) form.set(name, value);
+  form.set('grant_type', grantType);
+  if (grantType === TOKEN_EXCHANGE) checkTokenExchange(form);
+  return form;
+}
+
+/** RFC 9449 §8 (authorization server) and §9 (`WWW-Authenticate: DPoP error="use_dpop_nonce"`). */
+function isUseDPoPNonce(response: HttpResponse): boolean {
+  if (response.status !== 400 && response.status !== 401) return false;
+  if (findChallenge(response.headers['www-authenticate'], 'DPoP')?.parameters.error === 'use_dpop_nonce') return true;
+  const body = tryJson(response.body) as { error?: unknown } | undefined;
+  return typeof body === 'object' && body !== null && body.error === 'use_dpop_nonce';
+}
+
 function requireToken(token: unknown, method: string): void {
   if (typeof token !== 'string' || token === '') {
     throw new ConfigurationError('INVALID_CONFIGURATION', `${method} needs a token`);
@@ -473,6 +746,13 @@ function checkTokenExchange(form: URLSearchParams): void {
   if (form.has('actor_token') !== form.has('actor_token_type')) {
     throw new ConfigurationError('INVALID_CONFIGURATION', 'token exchange needs actor_token_type exactly when actor_token is sent (RFC 8693 §2.1)');
   }
+}
+
+/** Freezes a response and remembers when it arrived. */
+function arrived<T extends object>(body: T, receivedAt: number): T {
+  const frozen = Object.freeze({ ...body });
+  arrivals.set(frozen, receivedAt);
+  return frozen;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -56,12 +56,17 @@ export interface OAuthErrorFields {
   error: string;
   error_description?: string;
   error_uri?: string;
-  /** HTTP status of the response (a 200 carrying `error` keeps 200). */
+  /**
+   * HTTP status of the response (a 200 carrying `error` keeps 200). `0` when the client decided
+   * itself, e.g. `expired_token` when a device code ran out while polling.
+   */
   status: number;
   /** The `WWW-Authenticate` response header, when present (RFC 6750 §3, RFC 6749 §5.2). */
   wwwAuthenticate?: string;
   /** Which endpoint answered, e.g. `'token endpoint'`. */
   endpoint: string;
+  /** What to do about it, when the SDK knows more than the server said. */
+  hint?: string;
 }
 
 /**
@@ -82,16 +87,23 @@ export class OAuthError extends TesseraError {
   readonly status: number;
   readonly wwwAuthenticate?: string;
   readonly endpoint: string;
+  readonly hint?: string;
 
   constructor(fields: OAuthErrorFields, options?: { cause?: unknown }) {
     const description = fields.error_description ? `: ${fields.error_description}` : '';
-    super('OAUTH_ERROR', `${fields.endpoint} returned ${fields.error} (HTTP ${fields.status})${description}`, options);
+    const hint = fields.hint ? ` (${fields.hint})` : '';
+    const origin =
+      fields.status === 0
+        ? `${fields.error} (decided by the client, no request sent)`
+        : `${fields.endpoint} returned ${fields.error} (HTTP ${fields.status})`;
+    super('OAUTH_ERROR', `${origin}${description}${hint}`, options);
     this.error = fields.error;
     this.status = fields.status;
     this.endpoint = fields.endpoint;
     if (fields.error_description !== undefined) this.error_description = fields.error_description;
     if (fields.error_uri !== undefined) this.error_uri = fields.error_uri;
     if (fields.wwwAuthenticate !== undefined) this.wwwAuthenticate = fields.wwwAuthenticate;
+    if (fields.hint !== undefined) this.hint = fields.hint;
   }
 }
 

@@ -4,6 +4,10 @@
  */
 export { Client } from './client.js';
 export { wellKnownUrls } from './discovery.js';
+export { DPoPHandle, accessTokenHash, randomDPoPKeyPair } from './dpop.js';
+export type { DPoPAlgorithm, DPoPProofOptions } from './dpop.js';
+export { findChallenge, parseWwwAuthenticate } from './www-authenticate.js';
+export type { AuthenticationChallenge } from './www-authenticate.js';
 export {
   ConfigurationError,
   IdTokenError,
@@ -15,15 +19,19 @@ export {
 } from './errors.js';
 export type { OAuthErrorFields, ResponseErrorFields, TesseraErrorCode } from './errors.js';
 export type {
+  BackchannelAuthenticationResponse,
   Capability,
   ClientAuthMethod,
   ClientMetadata,
   ClientOptions,
+  DeviceAuthorizationResponse,
   GrantOptions,
   IDTokenClaims,
   IntrospectionOptions,
   IntrospectionResponse,
   Parameters,
+  PollOptions,
+  PollState,
   RequestOptions,
   ServerMetadata,
   TokenEndpointResponse,

@@ -1,5 +1,6 @@
 import type { AxiosInstance } from 'axios';
 import type { JWK } from 'jose';
+import type { DPoPHandle } from './dpop.js';
 
 /**
  * Extra request parameters. An array value becomes a repeated form field
@@ -119,10 +120,56 @@ export interface RequestOptions {
 
 /** Options of a grant request. */
 export interface GrantOptions extends RequestOptions {
+  /**
+   * Send a DPoP proof made with this handle (RFC 9449 §5); a `use_dpop_nonce` answer is retried
+   * once with the server's nonce. A DPoP-bound refresh token must be refreshed with the same key.
+   */
+  DPoP?: DPoPHandle;
   /** Validate the `nonce` of a returned ID Token against this value (OpenID Connect Core §3.1.3.7). */
   nonce?: string;
   /** Validate `auth_time` of a returned ID Token against this `max_age`, in seconds. */
   maxAgeSeconds?: number;
+}
+
+/** What a polling grant reports before each wait. */
+export interface PollState {
+  /** Seconds until the next poll. */
+  interval: number;
+  /** When the device code or CIBA request expires, epoch seconds. */
+  expiresAt: number;
+}
+
+/** Options of the polling grants (device authorization, CIBA). */
+export interface PollOptions extends GrantOptions {
+  /** Called before each wait, e.g. to show a countdown. */
+  onPending?: (state: PollState) => void;
+}
+
+/** A device authorization response (RFC 8628 §3.2), extra members kept. */
+export interface DeviceAuthorizationResponse {
+  /** Secret: never show it to the user. */
+  readonly device_code: string;
+  /** Show this to the user. */
+  readonly user_code: string;
+  /** Where the user goes (`verification_url`, as some servers spell it, is accepted). */
+  readonly verification_uri: string;
+  /** The URI with the user code in it, for a QR code or a link. */
+  readonly verification_uri_complete?: string;
+  /** Seconds the codes are valid. */
+  readonly expires_in: number;
+  /** Minimum seconds between polls. @default 5 */
+  readonly interval?: number;
+  readonly [other: string]: unknown;
+}
+
+/** A CIBA authentication request acknowledgement (CIBA Core §7.3), extra members kept. */
+export interface BackchannelAuthenticationResponse {
+  readonly auth_req_id: string;
+  /** Seconds the request is valid. */
+  readonly expires_in: number;
+  /** Minimum seconds between polls. @default 5 */
+  readonly interval?: number;
+  readonly [other: string]: unknown;
 }
 
 /** Options of {@link Client.tokenIntrospection}. */

@@ -11,6 +11,7 @@ import axios from 'axios';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { ConfigurationError, ResponseError, TransportError } from '../errors.js';
 import type { ClientOptions } from '../types.js';
+import { aborted, sleep } from './sleep.js';
 
 /** A request ready to send. Built anew for every attempt (a client assertion must not repeat). */
 export interface HttpRequest {
@@ -34,8 +35,9 @@ export interface HttpResponse {
  * - `'unprocessed'` (grants): only what the server cannot have acted on, a refused connection
  *   (nothing was sent) or 429/503 with `Retry-After`; a rotating refresh token or a one-time
  *   code must never be replayed after an unknown outcome (RFC 6749 §10.4, RFC 9700 §4.14).
+ * - `'none'`: the caller retries itself (the polling grants, which wait as the server says).
  */
-export type RetryPolicy = 'idempotent' | 'unprocessed';
+export type RetryPolicy = 'idempotent' | 'unprocessed' | 'none';
 
 /** One exchange with an endpoint. */
 export interface Exchange {
@@ -117,7 +119,7 @@ export class HttpTransport {
   /** Performs the exchange, retrying as its policy allows. */
   async send(exchange: Exchange): Promise<HttpResponse> {
     for (let attempt = 0; ; attempt++) {
-      const canRetry = attempt < this.#retries;
+      const canRetry = exchange.policy !== 'none' && attempt < this.#retries;
       let response: HttpResponse;
       try {
         response = await this.#attempt(exchange, await exchange.build());
@@ -128,13 +130,13 @@ export class HttpTransport {
           error.code === 'NETWORK_ERROR' &&
           (exchange.policy === 'idempotent' || refused);
         if (!canRetry || !retryable) throw error;
-        await this.#sleep(this.#backoff(attempt), exchange);
+        await sleep(this.#backoff(attempt), exchange.signal, exchange.endpoint);
         continue;
       }
       if (!canRetry) return response;
       const delay = this.#retryDelay(response, exchange.policy, attempt);
       if (delay === undefined) return response;
-      await this.#sleep(delay, exchange);
+      await sleep(delay, exchange.signal, exchange.endpoint);
     }
   }
 
@@ -161,22 +163,6 @@ export class HttpTransport {
   #backoff(attempt: number): number {
     const ceiling = Math.min(this.#maxDelayMs, this.#minDelayMs * 2 ** attempt);
     return ceiling / 2 + Math.random() * (ceiling / 2);
-  }
-
-  #sleep(ms: number, exchange: Exchange): Promise<void> {
-    const { signal } = exchange;
-    if (signal?.aborted) return Promise.reject(aborted(exchange.endpoint, signal.reason));
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(aborted(exchange.endpoint, signal?.reason));
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
   }
 
   async #attempt(exchange: Exchange, request: HttpRequest): Promise<HttpResponse> {
@@ -275,10 +261,6 @@ function tooLarge(endpoint: string, status: number, limit: number): ResponseErro
     `${endpoint} response exceeded maxResponseBytes (${limit} bytes)`,
     { endpoint, status },
   );
-}
-
-function aborted(endpoint: string, reason: unknown): TransportError {
-  return new TransportError('ABORTED', `request to ${endpoint} was aborted`, { endpoint }, { cause: reason });
 }
 
 function networkError(endpoint: string, cause: unknown): TransportError {

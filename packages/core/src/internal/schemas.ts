@@ -66,6 +66,34 @@ export const introspectionResponseSchema = z.looseObject({
   cnf: z.looseObject({}, required('an object')).optional(),
 });
 
+const positiveSeconds = z.union([z.number().positive(), z.string().regex(/^\d+$/).transform(Number)], {
+  error: 'must be a positive number of seconds',
+});
+
+/** RFC 8628 §3.2; `verification_url` (older Google and Azure AD) is folded into `verification_uri`. */
+export const deviceAuthorizationResponseSchema = z.preprocess(
+  (value) => {
+    if (typeof value !== 'object' || value === null || 'verification_uri' in value) return value;
+    const { verification_url: url, ...rest } = value as Record<string, unknown>;
+    return url === undefined ? value : { ...rest, verification_uri: url };
+  },
+  z.looseObject({
+    device_code: z.string(required('a string')).min(1, 'must not be empty'),
+    user_code: z.string(required('a string')).min(1, 'must not be empty'),
+    verification_uri: z.string(required('a string')).min(1, 'must not be empty'),
+    verification_uri_complete: optionalString,
+    expires_in: positiveSeconds,
+    interval: numeric.optional(),
+  }),
+);
+
+/** CIBA Core §7.3. */
+export const backchannelAuthenticationResponseSchema = z.looseObject({
+  auth_req_id: z.string(required('a string')).min(1, 'must not be empty'),
+  expires_in: positiveSeconds,
+  interval: numeric.optional(),
+});
+
 /** RFC 6749 §5.2 error body. Only `error` decides; malformed optional members are dropped. */
 export const oauthErrorSchema = z.looseObject({
   error: z.string().min(1),
