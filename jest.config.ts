@@ -8,7 +8,7 @@ import type { Config } from 'jest';
 const config: Config = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
-  roots: ['<rootDir>/packages'],
+  roots: ['<rootDir>/packages', '<rootDir>/examples'],
   testMatch: ['**/test/**/*.test.ts'],
   moduleNameMapper: {
     '^@tessera/(core|testing)$': '<rootDir>/packages/$1/src/index.ts',

@@ -1,0 +1,37 @@
+/**
+ * Smoke tests: every example runs unattended to the end, as a newcomer would run it.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function run(script: string, ...args: string[]): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--conditions=tessera-source', '--import', 'tsx', script, ...args],
+      { cwd: root, timeout: 60_000, env: { ...process.env, NODE_OPTIONS: '' } },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
+    );
+  });
+}
+
+describe('examples', () => {
+  it('quickstart: discovers, gets, introspects and revokes a token', async () => {
+    const { code, output } = await run('examples/quickstart.ts');
+    expect(output).toContain('active             true');
+    expect(output).toContain('active             false');
+    expect(output).toContain('Done.');
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it('device-flow --auto-approve: shows the code, counts down, prints the claims', async () => {
+    const { code, output } = await run('examples/device-flow.ts', '--auto-approve');
+    expect(output).toMatch(/enter the code {2}[A-Z]{4}-[A-Z]{4}/);
+    expect(output).toContain('waiting for approval: next check in 1 s');
+    expect(output).toContain('sub        alice');
+    expect(code).toBe(0);
+  }, 60_000);
+});
