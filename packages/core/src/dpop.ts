@@ -6,6 +6,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import { ConfigurationError } from './errors.js';
+import { findChallenge } from './www-authenticate.js';
+
+/** Response headers as fetch (`Headers`) or axios / node:http (a plain object) give them. */
+export type ResponseHeaders = Headers | Readonly<Record<string, string | readonly string[] | number | undefined | null>>;
 
 /** Algorithms {@link randomDPoPKeyPair} can generate keys for. */
 export type DPoPAlgorithm = 'ES256' | 'EdDSA' | 'PS256' | 'RS256';
@@ -124,6 +128,28 @@ export class DPoPHandle {
     if (this.#nonces.size > MAX_NONCES) this.#nonces.delete(this.#nonces.keys().next().value!);
     return previous !== nonce;
   }
+
+  /**
+   * Learns from a resource server's response to a DPoP request (RFC 9449 §9): remembers its
+   * `DPoP-Nonce`, and returns `true` when the response is a `use_dpop_nonce` challenge (401 with
+   * `WWW-Authenticate: DPoP error="use_dpop_nonce"`) that brought a new nonce, so the request
+   * should be sent once more with a new proof. Retry at most once per request.
+   */
+  learnFromResponse(url: string | URL, response: { status: number; headers: ResponseHeaders }): boolean {
+    const changed = this.learnNonce(url, headerValue(response.headers, 'dpop-nonce'));
+    if (response.status !== 401 || !changed) return false;
+    return findChallenge(headerValue(response.headers, 'www-authenticate'), 'DPoP')?.parameters.error === 'use_dpop_nonce';
+  }
+}
+
+/** One header's value, whatever the shape of the headers. */
+function headerValue(headers: ResponseHeaders, name: string): string | undefined {
+  if (typeof (headers as Headers).get === 'function') return (headers as Headers).get(name) ?? undefined;
+  const record = headers as Record<string, unknown>;
+  const key = Object.keys(record).find((k) => k.toLowerCase() === name);
+  const value = key === undefined ? undefined : record[key];
+  if (Array.isArray(value)) return value.join(', ');
+  return value === undefined || value === null ? undefined : String(value);
 }
 
 /** `ath`: base64url of the SHA-256 of the ASCII access token (RFC 9449 §4.2). */

@@ -5,7 +5,7 @@
 export { Client } from './client.js';
 export { wellKnownUrls } from './discovery.js';
 export { DPoPHandle, accessTokenHash, randomDPoPKeyPair } from './dpop.js';
-export type { DPoPAlgorithm, DPoPProofOptions } from './dpop.js';
+export type { DPoPAlgorithm, DPoPProofOptions, ResponseHeaders } from './dpop.js';
 export { findChallenge, parseWwwAuthenticate } from './www-authenticate.js';
 export type { AuthenticationChallenge } from './www-authenticate.js';
 export {

@@ -4,7 +4,7 @@
  * so the schedule is checked exactly and nothing sleeps.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
-import { Client, ConfigurationError, OAuthError } from '@tessera/core';
+import { Client, ConfigurationError, OAuthError, randomDPoPKeyPair } from '@tessera/core';
 import type { PollState, TokenResponse } from '@tessera/core';
 import { rejection } from './support/test-helpers.js';
 import { json, raw, startFakeServer } from './support/fake-server.js';
@@ -187,6 +187,20 @@ describe('device authorization (RFC 8628)', () => {
     expect(await rejection(call)).toMatchObject({ code: 'ABORTED' });
     await jest.advanceTimersByTimeAsync(10_000);
     expect(server.requestsTo('/token')).toHaveLength(1);
+  });
+
+  it('sends dpop_jkt when asked for (RFC 9449 §10)', async () => {
+    const client = newClient();
+    const handle = client.getDPoPHandle(await randomDPoPKeyPair());
+    await client.initiateDeviceAuthorization({ scope: 'openid', dpop_jkt: await handle.thumbprint() });
+    expect(server.requestsTo('/device').at(-1)!.form.get('dpop_jkt')).toBe(await handle.thumbprint());
+  });
+
+  it('is UNSUPPORTED without a device authorization endpoint', async () => {
+    const client = new Client({ issuer: server.url, token_endpoint: `${server.url}/token` }, { client_id: 'c', client_secret: 's' });
+    expect(client.supports('device_authorization')).toBe(false);
+    expect(await rejection(client.initiateDeviceAuthorization())).toMatchObject({ code: 'UNSUPPORTED' });
+    expect(await rejection(client.initiateBackchannelAuthentication({ login_hint: 'a' }))).toMatchObject({ code: 'UNSUPPORTED' });
   });
 
   it('refuses a response without a device_code', async () => {

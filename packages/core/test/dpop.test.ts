@@ -70,6 +70,28 @@ describe('randomDPoPKeyPair and the handle', () => {
     expect(handle.nonce('https://rs.example')).toBeUndefined();
   });
 
+  it('learns from a resource server: retry once on a use_dpop_nonce challenge with a new nonce', async () => {
+    const handle = client.getDPoPHandle(await randomDPoPKeyPair());
+    const url = 'https://rs.example/api/items?page=2';
+    const challenge = {
+      status: 401,
+      headers: new Headers({
+        'www-authenticate': 'Bearer error="invalid_token", DPoP algs="ES256", error="use_dpop_nonce"',
+        'dpop-nonce': 'rs-nonce-1',
+      }),
+    };
+    expect(handle.learnFromResponse(url, challenge)).toBe(true);
+    expect(handle.learnFromResponse(url, challenge)).toBe(false); // same nonce again: do not loop
+    const proof = decodeJwt(await handle.proof('GET', url, { accessToken: 'at' }));
+    expect(proof).toMatchObject({ nonce: 'rs-nonce-1', htu: 'https://rs.example/api/items' });
+    // axios-style plain headers, a 200 carrying a fresh nonce: remembered, no retry
+    expect(handle.learnFromResponse(url, { status: 200, headers: { 'DPoP-Nonce': 'rs-nonce-2' } })).toBe(false);
+    expect(handle.nonce(url)).toBe('rs-nonce-2');
+    // a Bearer-only invalid_token is not a nonce challenge
+    expect(handle.learnFromResponse(url, { status: 401, headers: { 'www-authenticate': 'Bearer error="invalid_token"', 'dpop-nonce': 'x' } })).toBe(false);
+    expect(handle.nonce('https://as.example/token')).toBeUndefined();
+  });
+
   it('refuses a key the server does not accept, and symmetric keys', async () => {
     const strict = new Client({ ...server, dpop_signing_alg_values_supported: ['ES256'] }, { client_id: 'c', token_endpoint_auth_method: 'none' });
     expect(() => strict.getDPoPHandle({} as CryptoKeyPair)).toThrow(ConfigurationError);
