@@ -649,9 +649,19 @@ export class Client {
     },
   ): Promise<{ response: HttpResponse; context: ResponseContext }> {
     const url = this.#endpoint(name);
-    const secrets = [...this.#auth.secrets, ...(options.bearer === undefined ? [] : [options.bearer])];
-    for (const field of SECRET_FIELDS) secrets.push(...form.getAll(field));
-    const context: ResponseContext = { endpoint: LABELS[name], secrets };
+    const auth = this.#auth;
+    let secrets: string[] | undefined;
+    const context: ResponseContext = {
+      endpoint: LABELS[name],
+      // Needed only when an error text is built: computed then, not on every request.
+      get secrets(): string[] {
+        if (secrets === undefined) {
+          secrets = [...auth.secrets, ...(options.bearer === undefined ? [] : [options.bearer])];
+          for (const field of SECRET_FIELDS) secrets.push(...form.getAll(field));
+        }
+        return secrets;
+      },
+    };
     const { dpop } = options;
     for (let attempt = 0; ; attempt++) {
       const response = await this.#transport.send({

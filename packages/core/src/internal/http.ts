@@ -1,13 +1,13 @@
 /**
- * The transport: the only file that imports axios. One attempt is one axios request in stream
- * mode, so this file, not axios, enforces the body size limit and the whole-request timeout, and
- * nothing axios-shaped (whose `config` carries our headers and body) escapes: failures become
- * `TransportError` / `ResponseError` with a stripped-down cause.
+ * The transport: the only file that knows axios. Requests go through node:http(s) with keep-alive
+ * agents, or through the caller's own axios instance (`ClientOptions.axios`) in stream mode. Either
+ * way this file, not the library, enforces the body size limit and the whole-request timeout, and
+ * nothing library-shaped (an axios error's `config` carries our headers and body) escapes: failures
+ * become `TransportError` / `ResponseError` with a stripped-down cause.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import axios from 'axios';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { ConfigurationError, ResponseError, TransportError } from '../errors.js';
 import type { ClientOptions } from '../types.js';
@@ -62,7 +62,9 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 
 /** Sends requests with keep-alive agents, timeouts, a size limit, no redirects and bounded retries. */
 export class HttpTransport {
-  readonly #axios: AxiosInstance;
+  /** The caller's axios instance; without one, requests go through node:http(s) directly. */
+  readonly #axios: AxiosInstance | undefined;
+  readonly #targets = new Map<string, { secure: boolean; hostname: string; port: string; path: string }>();
   readonly #httpAgent: http.Agent;
   readonly #httpsAgent: https.Agent;
   readonly #timeoutMs: number;
@@ -75,7 +77,7 @@ export class HttpTransport {
   readonly #checkedUrls = new Map<string, true>();
 
   constructor(options: ClientOptions = {}) {
-    this.#axios = options.axios ?? axios.create();
+    this.#axios = options.axios;
     this.#httpAgent = new http.Agent({ keepAlive: true });
     this.#httpsAgent = new https.Agent({
       keepAlive: true,
@@ -170,19 +172,18 @@ export class HttpTransport {
     this.assertUrl(request.url, endpoint);
     if (signal?.aborted) throw aborted(endpoint, signal.reason);
 
-    const controller = new AbortController();
     let timedOut = false;
+    let cancel: (() => void) | undefined;
     let stream: IncomingMessage | undefined;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-      stream?.destroy();
-    }, this.#timeoutMs);
-    const onAbort = (): void => {
-      controller.abort();
+    const stop = (): void => {
+      cancel?.();
       stream?.destroy();
     };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop();
+    }, this.#timeoutMs);
+    signal?.addEventListener('abort', stop, { once: true });
     const failure = (cause: unknown): never => {
       if (timedOut) throw new TransportError('TIMEOUT', `${endpoint} did not answer within ${this.#timeoutMs} ms`, { endpoint }, { cause: strip(cause) });
       if (signal?.aborted) throw aborted(endpoint, signal.reason);
@@ -190,45 +191,108 @@ export class HttpTransport {
     };
 
     try {
-      let response: AxiosResponse<IncomingMessage>;
+      let status: number;
       try {
-        response = await this.#axios.request<IncomingMessage>({
-          method: request.method,
-          url: request.url,
-          headers: { ...this.#headers, ...request.headers },
-          data: request.body,
-          responseType: 'stream',
-          maxRedirects: 0, // a 3xx comes back as a response and is treated as an error
-          validateStatus: () => true,
-          transformRequest: [(data: unknown) => data],
-          transformResponse: [(data: unknown) => data],
-          httpAgent: this.#httpAgent,
-          httpsAgent: this.#httpsAgent,
-          signal: controller.signal,
-          proxy: false,
-        });
+        const opened = this.#axios === undefined
+          ? this.#openWithNode(request, (c) => (cancel = c))
+          : this.#openWithAxios(this.#axios, request, (c) => (cancel = c));
+        ({ status, stream } = await opened);
       } catch (cause) {
         return failure(cause);
       }
-      stream = response.data;
-      const headers = flattenHeaders(response.headers as Record<string, unknown>);
-      const declared = Number(headers['content-length']);
-      if (declared > this.#maxResponseBytes) {
+      const headers = flattenHeaders(stream.headers);
+      if (Number(headers['content-length']) > this.#maxResponseBytes) {
         stream.destroy();
-        throw tooLarge(endpoint, response.status, this.#maxResponseBytes);
+        throw tooLarge(endpoint, status, this.#maxResponseBytes);
       }
       let body: Buffer;
       try {
         body = await readBody(stream, this.#maxResponseBytes);
       } catch (cause) {
-        if (cause === TOO_LARGE) throw tooLarge(endpoint, response.status, this.#maxResponseBytes);
+        if (cause === TOO_LARGE) throw tooLarge(endpoint, status, this.#maxResponseBytes);
         return failure(cause);
       }
-      return { status: response.status, headers, body, receivedAt: Date.now() };
+      return { status, headers, body, receivedAt: Date.now() };
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', stop);
     }
+  }
+
+  /**
+   * Sends with node:http(s) directly: the default, as axios's per-request config and header
+   * pipeline cost several times the whole exchange (see BENCHMARKS.md). No redirects are
+   * followed: a 3xx is a response like any other.
+   */
+  #openWithNode(
+    request: HttpRequest,
+    onCancel: (cancel: () => void) => void,
+  ): Promise<{ status: number; stream: IncomingMessage }> {
+    return new Promise((resolve, reject) => {
+      const target = this.#target(request.url);
+      const headers: Record<string, string | number> = { ...this.#headers, ...request.headers };
+      if (request.body !== undefined) headers['content-length'] = Buffer.byteLength(request.body);
+      const send = target.secure ? https.request : http.request;
+      const req = send(
+        {
+          method: request.method,
+          hostname: target.hostname,
+          port: target.port,
+          path: target.path,
+          headers,
+          agent: target.secure ? this.#httpsAgent : this.#httpAgent,
+        },
+        (response) => resolve({ status: response.statusCode ?? 0, stream: response }),
+      );
+      onCancel(() => req.destroy());
+      req.once('error', reject);
+      req.end(request.body);
+    });
+  }
+
+  /** Sends with the caller's axios instance (its interceptors and adapter run). */
+  async #openWithAxios(
+    instance: AxiosInstance,
+    request: HttpRequest,
+    onCancel: (cancel: () => void) => void,
+  ): Promise<{ status: number; stream: IncomingMessage }> {
+    const controller = new AbortController();
+    onCancel(() => controller.abort());
+    const response: AxiosResponse<IncomingMessage> = await instance.request<IncomingMessage>({
+      method: request.method,
+      url: request.url,
+      headers: { ...this.#headers, ...request.headers },
+      data: request.body,
+      responseType: 'stream',
+      maxRedirects: 0, // a 3xx comes back as a response and is treated as an error
+      validateStatus: () => true,
+      transformRequest: [(data: unknown) => data],
+      transformResponse: [(data: unknown) => data],
+      httpAgent: this.#httpAgent,
+      httpsAgent: this.#httpsAgent,
+      signal: controller.signal,
+      proxy: false,
+    });
+    // Headers as axios normalised them (an interceptor may have changed them).
+    const stream = response.data;
+    Object.defineProperty(stream, 'headers', { value: { ...(response.headers as Record<string, unknown>) }, configurable: true });
+    return { status: response.status, stream };
+  }
+
+  /** Host, port and path of a URL, parsed once per URL. */
+  #target(url: string): { secure: boolean; hostname: string; port: string; path: string } {
+    let target = this.#targets.get(url);
+    if (target === undefined) {
+      const parsed = new URL(url);
+      target = {
+        secure: parsed.protocol === 'https:',
+        hostname: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: parsed.port,
+        path: `${parsed.pathname}${parsed.search}`,
+      };
+      if (this.#targets.size < 1000) this.#targets.set(url, target);
+    }
+    return target;
   }
 }
 

@@ -62,8 +62,10 @@ export function jsonObject(response: HttpResponse, context: ResponseContext, exp
       { endpoint: context.endpoint, status: response.status, body: bodyText(response, context) },
     );
   }
-  const standard = oauthErrorSchema.safeParse(json);
-  if (standard.success) throw oauthError(standard.data, response, context);
+  if (typeof json.error === 'string') {
+    const standard = oauthErrorSchema.safeParse(json);
+    if (standard.success) throw oauthError(standard.data, response, context);
+  }
   if (!(expectedMember in json) && isObject(json.$data) && expectedMember in json.$data) return json.$data;
   return json;
 }
