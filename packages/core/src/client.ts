@@ -384,16 +384,7 @@ export class Client {
   async initiateDeviceAuthorization(parameters?: Parameters, options: RequestOptions = {}): Promise<DeviceAuthorizationResponse> {
     const form = new URLSearchParams();
     appendParameters(form, parameters);
-    const { response, context } = await this.#post('device_authorization_endpoint', form, {
-      policy: 'unprocessed',
-      signal: options.signal,
-    });
-    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
-    const body = parseWith(deviceAuthorizationResponseSchema, jsonObject(response, context, 'device_code'), {
-      ...context,
-      status: response.status,
-    });
-    return arrived(body as DeviceAuthorizationResponse, response.receivedAt);
+    return this.#initiate('device_authorization_endpoint', form, deviceAuthorizationResponseSchema, 'device_code', options);
   }
 
   /**
@@ -453,16 +444,7 @@ export class Client {
     }
     const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
     if (!scopes.includes('openid')) form.set('scope', ['openid', ...scopes].join(' '));
-    const { response, context } = await this.#post('backchannel_authentication_endpoint', form, {
-      policy: 'unprocessed',
-      signal: options.signal,
-    });
-    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
-    const body = parseWith(backchannelAuthenticationResponseSchema, jsonObject(response, context, 'auth_req_id'), {
-      ...context,
-      status: response.status,
-    });
-    return arrived(body as BackchannelAuthenticationResponse, response.receivedAt);
+    return this.#initiate('backchannel_authentication_endpoint', form, backchannelAuthenticationResponseSchema, 'auth_req_id', options);
   }
 
   /**
@@ -489,6 +471,20 @@ export class Client {
    */
   getDPoPHandle(keyPair: CryptoKeyPair): DPoPHandle {
     return new DPoPHandle(keyPair, this.#server.dpop_signing_alg_values_supported);
+  }
+
+  /** Starts a polling flow: POSTs the request and returns the frozen answer, remembering its arrival. */
+  async #initiate<T extends object>(
+    name: 'device_authorization_endpoint' | 'backchannel_authentication_endpoint',
+    form: URLSearchParams,
+    schema: z.ZodType<unknown>,
+    expectedMember: string,
+    options: RequestOptions,
+  ): Promise<T> {
+    const { response, context } = await this.#post(name, form, { policy: 'unprocessed', signal: options.signal });
+    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
+    const body = parseWith(schema, jsonObject(response, context, expectedMember), { ...context, status: response.status });
+    return arrived(body as T, response.receivedAt);
   }
 
   #poll(
