@@ -16,4 +16,8 @@ export default tseslint.config(
     files: ['examples/**', 'packages/bench/**', '**/test/**'],
     rules: { 'no-console': 'off' },
   },
+  {
+    files: ['scripts/**/*.js'],
+    languageOptions: { globals: { process: 'readonly' } },
+  },
 );

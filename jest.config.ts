@@ -18,6 +18,7 @@ const config: Config = {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.tests.json' }],
   },
   testTimeout: 20_000,
+  reporters: ['default', '<rootDir>/scripts/jest-summary-reporter.js'],
   ...(process.env.CI ? { maxWorkers: 2 } : {}),
 };
 
