@@ -1,0 +1,68 @@
+import { inspect } from 'node:util';
+import type { TokenEndpointResponse } from './types.js';
+
+/**
+ * What stores keep for one key: the tokens of one grant, camelCase, immutable. Serializable as
+ * JSON (stores write it as is); `util.inspect` shows `[redacted]` instead of token values.
+ */
+export interface TokenSet {
+  readonly accessToken: string;
+  /** `'Bearer'`, `'DPoP'`, ... as normalised by the Client. */
+  readonly tokenType: string;
+  /** When the access token expires, epoch seconds; absent when the server did not say. */
+  readonly expiresAt?: number;
+  readonly refreshToken?: string;
+  readonly idToken?: string;
+  /** The scope of the access token (space-separated). */
+  readonly scope?: string;
+  /** RFC 7638 thumbprint of the DPoP key the tokens are bound to. */
+  readonly dpopJkt?: string;
+  /** Other members of the token response, e.g. `issued_token_type`. */
+  readonly extra?: Readonly<Record<string, unknown>>;
+}
+
+const KNOWN = new Set(['access_token', 'token_type', 'expires_in', 'refresh_token', 'id_token', 'scope']);
+const SECRET_FIELDS = new Set(['accessToken', 'refreshToken', 'idToken']);
+
+/**
+ * The token set of a token endpoint response (the one place snake_case becomes camelCase).
+ * A response without `refresh_token` keeps the previous one (RFC 6749 §6); without `scope`, the
+ * previous or requested scope; without `id_token`, the previous one (OIDC Core §12.2).
+ *
+ * @param requestedAtMs - when the request was sent: expiry counts from then (the safe side).
+ */
+export function tokenSetFromResponse(
+  response: TokenEndpointResponse,
+  options: { requestedAtMs: number; previous?: TokenSet | undefined; requestedScope?: string | undefined; dpopJkt?: string | undefined },
+): TokenSet {
+  const { previous } = options;
+  const extra: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(response)) if (!KNOWN.has(name)) extra[name] = value;
+  const refreshToken = response.refresh_token ?? previous?.refreshToken;
+  const idToken = response.id_token ?? previous?.idToken;
+  const scope = response.scope ?? options.requestedScope ?? previous?.scope;
+  return freezeTokenSet({
+    accessToken: response.access_token,
+    tokenType: response.token_type,
+    ...(response.expires_in === undefined ? {} : { expiresAt: Math.floor(options.requestedAtMs / 1000) + response.expires_in }),
+    ...(refreshToken === undefined ? {} : { refreshToken }),
+    ...(idToken === undefined ? {} : { idToken }),
+    ...(scope === undefined ? {} : { scope }),
+    ...(options.dpopJkt === undefined ? {} : { dpopJkt: options.dpopJkt }),
+    ...(Object.keys(extra).length === 0 ? {} : { extra }),
+  });
+}
+
+/**
+ * A frozen copy of a token set whose `util.inspect` output hides the token values. The inspect hook
+ * is a non-enumerable symbol, so JSON and spreading see only the data.
+ */
+export function freezeTokenSet(tokens: TokenSet): TokenSet {
+  const copy: Record<string, unknown> = { ...tokens };
+  if (tokens.extra !== undefined) copy.extra = Object.freeze({ ...tokens.extra });
+  Object.defineProperty(copy, inspect.custom, {
+    value: (_depth: number, options: object) =>
+      `TokenSet ${inspect(Object.fromEntries(Object.entries(copy).map(([k, v]) => [k, SECRET_FIELDS.has(k) ? '[redacted]' : v])), options)}`,
+  });
+  return Object.freeze(copy) as unknown as TokenSet;
+}
