@@ -1,77 +1,74 @@
 /**
- * Quickstart: the protocol Client against a real authorization server.
+ * Quickstart: a TokenManager against a real authorization server, printing its events as they
+ * happen. Run it with `pnpm demo`.
  *
- * Starts the embedded test authorization server (oidc-provider, on a loopback port), discovers it,
- * gets a token with the client credentials grant, introspects it, revokes it, and introspects it
- * again to show that revocation took effect. Run it with `pnpm demo`.
+ * 1. A service token (client credentials) is acquired on first use and then served from the cache.
+ * 2. A user's tokens (from a device sign-in) are stored; the background scheduler refreshes them
+ *    before they expire, with a rotating refresh token.
+ * 3. The user's token is introspected, then revoked: the manager clears the key.
+ *
+ * Tokens live 6 seconds here so that a refresh happens while you watch.
  */
-import { createHash } from 'node:crypto';
-import { Client, OAuthError, TesseraError } from '@tessera/core';
+import { Client, TokenManager } from '@tessera/core';
+import type { TokenManagerEvents } from '@tessera/core';
 import { startTestServer } from '@tessera/testing';
 
-/** A short, irreversible fingerprint: enough to tell tokens apart, never the token itself. */
-const fingerprint = (token: string) => `sha256:${createHash('sha256').update(token).digest('hex').slice(0, 12)}`;
+const started = Date.now();
+const elapsed = () => `+${((Date.now() - started) / 1000).toFixed(2)}s`.padStart(7);
+const say = (text: string) => console.log(`${elapsed()}  ${text}`);
 
-let stepNumber = 0;
-function step(title: string, details: Record<string, unknown> = {}): void {
-  stepNumber += 1;
-  console.log(`\n${stepNumber}. ${title}`);
-  for (const [key, value] of Object.entries(details)) {
-    console.log(`   ${key.padEnd(18)} ${typeof value === 'string' ? value : JSON.stringify(value)}`);
-  }
+const server = await startTestServer({ accessTokenTtlSeconds: 6 });
+say(`authorization server (oidc-provider) at ${server.issuer}`);
+
+const client = await Client.discover(server.issuer, server.clients.basic);
+const manager = new TokenManager({
+  client,
+  grant: { type: 'client_credentials', parameters: { scope: 'api:read' } },
+  refreshSkewSeconds: 2,
+  autoRefresh: { aheadSeconds: 2 },
+});
+
+// Every event, as it happens. Payloads never contain token values, so they are safe to log.
+const events: Array<keyof TokenManagerEvents> = [
+  'token.acquired',
+  'token.stored',
+  'token.refreshed',
+  'refresh.failed',
+  'token.expired',
+  'token.introspected',
+  'token.revoked',
+  'token.cleared',
+  'store.failed',
+];
+for (const name of events) {
+  manager.on(name, ((payload: Record<string, unknown>) => {
+    const fields = Object.entries(payload)
+      .map(([k, v]) => `${k}=${k === 'expiresAt' ? new Date(Number(v) * 1000).toISOString().slice(11, 19) : k === 'results' || k === 'error' ? JSON.stringify(v) : String(v)}`)
+      .join(' ');
+    say(`  event ${name.padEnd(18)} ${fields}`);
+  }) as never);
 }
 
-const server = await startTestServer({ accessTokenTtlSeconds: 120 });
 try {
-  step('Started a local OAuth 2.0 / OpenID Connect authorization server', { issuer: server.issuer });
+  say('service: getValidAccessToken() twice (the second comes from the cache)');
+  await manager.getValidAccessToken();
+  await manager.getValidAccessToken();
 
-  const client = await Client.discover(server.issuer, server.clients.basic);
-  const metadata = client.serverMetadata();
-  step('Discovered its metadata (RFC 8414) and chose how to authenticate', {
-    token_endpoint: metadata.token_endpoint,
-    auth_method: client.authMethod,
-    introspection: client.supports('introspection'),
-    revocation: client.supports('revocation'),
-    device_flow: client.supports('device_authorization'),
-    dpop: client.supports('dpop'),
-  });
+  say('user alice signs in (device flow), and her tokens are stored under the key "alice"');
+  const alice = manager.for('alice');
+  await alice.storeTokens((await server.issueUserTokens('basic', { accountId: 'alice', scope: 'openid offline_access api:read' })) as never);
 
-  const tokens = await client.clientCredentialsGrant({ scope: 'api:read' });
-  step('Got an access token with the client credentials grant (RFC 6749 §4.4)', {
-    token: fingerprint(tokens.access_token),
-    token_type: tokens.token_type,
-    expires_in: `${tokens.expiresIn()} s`,
-    scope: tokens.scope ?? '(as requested)',
-  });
+  say('waiting for the background refresh (tokens live 6 s, refreshed about 2 s before expiry)...');
+  await new Promise<void>((resolve) => manager.once('token.refreshed', () => resolve()));
 
-  const active = await client.tokenIntrospection(tokens.access_token, { token_type_hint: 'access_token' });
-  step('Introspected it (RFC 7662): the server says it is active', {
-    active: active.active,
-    client_id: active.client_id,
-    scope: active.scope,
-    expires_at: active.exp === undefined ? 'unknown' : new Date(active.exp * 1000).toISOString(),
-  });
+  say("introspecting alice's current access token");
+  await alice.introspectToken();
 
-  await client.tokenRevocation(tokens.access_token, { token_type_hint: 'access_token' });
-  step('Revoked it (RFC 7009)');
-
-  const revoked = await client.tokenIntrospection(tokens.access_token, { token_type_hint: 'access_token' });
-  step('Introspected it again: revocation took effect', { active: revoked.active });
-
-  try {
-    await client.refreshTokenGrant('not-a-refresh-token');
-  } catch (error) {
-    if (!(error instanceof OAuthError)) throw error;
-    step('A bad refresh token gives a typed OAuthError (no secrets in it)', {
-      error: error.error,
-      status: error.status,
-      message: error.message,
-    });
-  }
-  console.log('\nDone.');
-} catch (error) {
-  console.error(error instanceof TesseraError ? `${error.name} [${error.code}]: ${error.message}` : error);
-  process.exitCode = 1;
+  say("revoking alice's tokens (refresh token first, then access token)");
+  await alice.revokeTokens();
+  say(`alice's tokens after revocation: ${(await alice.getTokens()) === undefined ? 'none' : 'still there?!'}`);
+  say('done.');
 } finally {
+  await manager.close();
   await server.close();
 }

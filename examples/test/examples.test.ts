@@ -19,8 +19,24 @@ function run(script: string, ...args: string[]): Promise<{ code: number; output:
 }
 
 describe('examples', () => {
-  it('quickstart: discovers, gets, introspects and revokes a token', async () => {
+  it('quickstart (pnpm demo): a TokenManager prints its events as they happen', async () => {
     const { code, output } = await run('examples/quickstart.ts');
+    for (const line of [
+      /event token\.acquired +key=default .*grantType=client_credentials/,
+      /event token\.stored +key=alice/,
+      /event token\.refreshed +key=alice .*rotated=true/,
+      /event token\.introspected key=alice active=true/,
+      /event token\.cleared +key=alice reason=revoked/,
+      /event token\.revoked +key=alice/,
+      /alice's tokens after revocation: none/,
+    ]) {
+      expect(output).toMatch(line);
+    }
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it('client-basics: discovers, gets, introspects and revokes a token', async () => {
+    const { code, output } = await run('examples/client-basics.ts');
     expect(output).toContain('active             true');
     expect(output).toContain('active             false');
     expect(output).toContain('Done.');

@@ -7,6 +7,15 @@ export { wellKnownUrls } from './discovery.js';
 export { DPoPHandle, accessTokenHash, randomDPoPKeyPair } from './dpop.js';
 export type { DPoPAlgorithm, DPoPProofOptions, ResponseHeaders } from './dpop.js';
 export { findChallenge, parseWwwAuthenticate } from './www-authenticate.js';
+export { TokenManager } from './token-manager.js';
+export type { TokenGrant, TokenHandle, TokenManagerOptions } from './token-manager.js';
+export { attachTokenManager, isTokenRejection } from './http-integration.js';
+export { freezeTokenSet, tokenSetFromResponse } from './token-set.js';
+export type { TokenSet } from './token-set.js';
+export type { StoreLock, TokenStore } from './token-store.js';
+export { MemoryTokenStore } from './memory-token-store.js';
+export type { MemoryTokenStoreOptions } from './memory-token-store.js';
+export type { RevocationResult, TokenManagerEventName, TokenManagerEvents } from './events.js';
 export type { AuthenticationChallenge } from './www-authenticate.js';
 export {
   ConfigurationError,

@@ -21,6 +21,9 @@ export interface TokenSet {
   readonly extra?: Readonly<Record<string, unknown>>;
 }
 
+/** `token_type` as the Client normalises it, for token responses that did not come through one. */
+const TOKEN_TYPES: Record<string, string> = { bearer: 'Bearer', dpop: 'DPoP', n_a: 'N_A' };
+
 const KNOWN = new Set(['access_token', 'token_type', 'expires_in', 'refresh_token', 'id_token', 'scope']);
 const SECRET_FIELDS = new Set(['accessToken', 'refreshToken', 'idToken']);
 
@@ -43,7 +46,7 @@ export function tokenSetFromResponse(
   const scope = response.scope ?? options.requestedScope ?? previous?.scope;
   return freezeTokenSet({
     accessToken: response.access_token,
-    tokenType: response.token_type,
+    tokenType: TOKEN_TYPES[response.token_type.toLowerCase()] ?? response.token_type,
     ...(response.expires_in === undefined ? {} : { expiresAt: Math.floor(options.requestedAtMs / 1000) + response.expires_in }),
     ...(refreshToken === undefined ? {} : { refreshToken }),
     ...(idToken === undefined ? {} : { idToken }),

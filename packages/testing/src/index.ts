@@ -13,3 +13,7 @@ export type {
   TestServerStats,
   TestTokenEndpointResponse,
 } from './test-server-types.js';
+export { describeTokenStore } from './describe-token-store.js';
+export type { TokenStoreSuiteOptions } from './describe-token-store.js';
+export { createFakeClock } from './fake-clock.js';
+export type { FakeClock } from './fake-clock.js';
