@@ -21,21 +21,10 @@ import { MemoryTokenStore } from '../src/memory-token-store.js';
 import { json, startFakeServer } from './support/fake-server.js';
 import type { FakeServer, RecordedRequest } from './support/fake-server.js';
 import { rejection } from './support/test-helpers.js';
+import { EVENT_NAMES, onEveryEvent } from './support/events.js';
 
 // --- event collection (for the redaction check) -----------------------------------------------------
 
-/** Every event of the TokenManagerEvents map; a missing or extra name fails `pnpm typecheck`. */
-const EVENT_NAMES: Record<TokenManagerEventName, true> = {
-  'token.acquired': true,
-  'token.stored': true,
-  'token.refreshed': true,
-  'refresh.failed': true,
-  'token.expired': true,
-  'token.revoked': true,
-  'token.cleared': true,
-  'token.introspected': true,
-  'store.failed': true,
-};
 const events: Array<{ name: TokenManagerEventName; payload: unknown }> = [];
 const managers: TokenManager[] = [];
 /** Every token and secret that went over the wire in this file: none may show up in an event. */
@@ -43,11 +32,7 @@ const secrets = new Set<string>();
 
 function track(manager: TokenManager): TokenManager {
   managers.push(manager);
-  for (const name of Object.keys(EVENT_NAMES) as TokenManagerEventName[]) {
-    (manager.on as (event: string, listener: (payload: unknown) => void) => unknown).call(manager, name, (payload: unknown) =>
-      events.push({ name, payload }),
-    );
-  }
+  onEveryEvent(manager, (name, payload) => events.push({ name, payload }));
   return manager;
 }
 

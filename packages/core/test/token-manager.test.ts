@@ -5,41 +5,20 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { inspect } from 'node:util';
 import { Client, ConfigurationError, OAuthError, TokenManager, TokenStoreError } from '@tessera/core';
-import type { TokenManagerEvents, TokenSet, TokenStore } from '@tessera/core';
+import type { TokenSet, TokenStore } from '@tessera/core';
 import { startTestServer } from '@tessera/testing';
 import type { TestServer } from '@tessera/testing';
 import { MemoryTokenStore } from '../src/memory-token-store.js';
 import { rejection } from './support/test-helpers.js';
+import { expectNoSecrets, onEveryEvent } from './support/events.js';
 import { json, raw, startFakeServer } from './support/fake-server.js';
 import type { FakeServer, Handler } from './support/fake-server.js';
-
-const EVENTS: Array<keyof TokenManagerEvents> = [
-  'token.acquired',
-  'token.stored',
-  'token.refreshed',
-  'refresh.failed',
-  'token.expired',
-  'token.revoked',
-  'token.cleared',
-  'token.introspected',
-  'store.failed',
-];
 
 /** Records every event a manager emits, in order. */
 function record(manager: TokenManager): Array<{ name: string; payload: Record<string, unknown> }> {
   const seen: Array<{ name: string; payload: Record<string, unknown> }> = [];
-  for (const name of EVENTS) {
-    manager.on(name, ((payload: Record<string, unknown>) => seen.push({ name, payload })) as never);
-  }
+  onEveryEvent(manager, (name, payload) => seen.push({ name, payload: payload as Record<string, unknown> }));
   return seen;
-}
-
-function expectNoSecrets(values: unknown[], secrets: string[]) {
-  for (const value of values) {
-    for (const text of [JSON.stringify(value), inspect(value, { depth: 6 })]) {
-      for (const secret of secrets) expect(text).not.toContain(secret);
-    }
-  }
 }
 
 const T0 = Date.UTC(2030, 0, 1);
