@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { integerFromEnv, namesFromEnv } from './env.js';
 import type { BenchConfig, Suite, SuiteContext, TargetCheck } from './suite.js';
 import { clientRoundtripSuite } from './suites/client-roundtrip.js';
 import { startStaticTokenServer } from './static-token-server.js';
@@ -20,34 +21,14 @@ import { formatRatio } from './table.js';
 /** Every suite, in the order they run. Add new suites here. */
 export const SUITES: readonly Suite[] = [clientRoundtripSuite];
 
-function positiveInteger(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0)
-    throw new Error(`${name} must be a non-negative integer, got ${raw}`);
-  return value;
-}
-
-function nameList(name: string): ReadonlySet<string> | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return undefined;
-  return new Set(
-    raw
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
-}
-
 /** The run's settings from `BENCH_*` environment variables. */
 export function readConfig(): BenchConfig {
   return {
-    operations: Math.max(1, positiveInteger('BENCH_OPS', 20_000)),
-    warmup: positiveInteger('BENCH_WARMUP', 2_000),
-    concurrency: Math.max(1, positiveInteger('BENCH_CONCURRENCY', 16)),
-    rounds: Math.max(1, positiveInteger('BENCH_ROUNDS', 5)),
-    only: nameList('BENCH_ONLY'),
+    operations: Math.max(1, integerFromEnv('BENCH_OPS', 20_000)),
+    warmup: integerFromEnv('BENCH_WARMUP', 2_000),
+    concurrency: Math.max(1, integerFromEnv('BENCH_CONCURRENCY', 16)),
+    rounds: Math.max(1, integerFromEnv('BENCH_ROUNDS', 5)),
+    only: namesFromEnv('BENCH_ONLY'),
   };
 }
 
@@ -78,14 +59,15 @@ function describeMachine(config: BenchConfig): string {
 }
 
 function describeTarget(target: TargetCheck): string {
-  const measured = target.measured === undefined ? 'not measured' : formatRatio(target.measured);
+  const measured =
+    target.measured === undefined ? 'not measured' : (target.shown ?? formatRatio(target.measured));
   const verdict = target.met === undefined ? 'n/a' : target.met ? 'MET' : 'NOT MET';
   return `- ${target.description}: ${measured} → ${verdict}`;
 }
 
 async function main(): Promise<void> {
   const config = readConfig();
-  const selected = nameList('BENCH_SUITES');
+  const selected = namesFromEnv('BENCH_SUITES');
   const suites = SUITES.filter((suite) => selected?.has(suite.name) ?? true);
   console.log(describeMachine(config));
 

@@ -24,30 +24,67 @@ const JSON_HEADERS = {
   'cache-control': 'no-store',
 };
 
+/** What the server has answered since it started (or since the last `resetCounts`). */
+export interface RequestCounts {
+  /** `POST /token` requests, by `grant_type` (`'client_credentials'`, `'refresh_token'`, ...). */
+  token: Readonly<Record<string, number>>;
+  /** `POST /introspect` requests. */
+  introspect: number;
+  /** TCP connections accepted. */
+  connections: number;
+}
+
 /** Messages the child sends to its parent over the IPC channel. */
-interface ReadyMessage {
-  type: 'ready';
-  port: number;
+type ChildMessage = { type: 'ready'; port: number } | { type: 'counts'; id: number; counts: RequestCounts };
+
+/** Messages the parent sends to the child: read the counts, optionally zeroing them. */
+interface CountsRequest {
+  type: 'counts';
+  id: number;
+  reset: boolean;
+}
+
+/** Counts of one server, mutated as requests arrive. */
+interface MutableCounts {
+  token: Record<string, number>;
+  introspect: number;
+  connections: number;
+}
+
+function emptyCounts(): MutableCounts {
+  return { token: {}, introspect: 0, connections: 0 };
+}
+
+/** The `grant_type` of a form body, without parsing the whole form. */
+function grantTypeOf(form: string): string {
+  const match = /(?:^|&)grant_type=([^&]*)/.exec(form);
+  return match === null ? '(none)' : decodeURIComponent(match[1]!.replace(/\+/g, ' '));
 }
 
 /**
- * Creates (but does not start) the server. Answers:
- * - `POST /token` → {@link STATIC_TOKEN_RESPONSE};
+ * Creates (but does not start) the server, counting what it answers into `counts`. Answers:
+ * - `POST /token` → {@link STATIC_TOKEN_RESPONSE} (whatever the grant; no `refresh_token`, so a
+ *   refresh keeps the old one);
  * - `POST /introspect` → `{ active: true, scope: 'api', client_id: 'c1', exp: now + 3600 }`;
  * - `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server` → the
  *   server metadata, with `issuer` the origin the request was addressed to;
  * - anything else → 404.
  */
-export function createStaticTokenServer(): http.Server {
+export function createStaticTokenServer(counts: MutableCounts = emptyCounts()): http.Server {
   const tokenBody = JSON.stringify(STATIC_TOKEN_RESPONSE);
   const server = http.createServer((request, response) => {
-    // Drain the request body before answering, as a real server does.
-    request.resume();
+    // Read the request body before answering, as a real server does (the grant type is counted).
+    let form = '';
+    request.setEncoding('utf8');
+    request.on('data', (chunk: string) => (form += chunk));
     request.once('end', () => {
       const path = request.url ?? '/';
       if (request.method === 'POST' && path === '/token') {
+        const grantType = grantTypeOf(form);
+        counts.token[grantType] = (counts.token[grantType] ?? 0) + 1;
         send(response, 200, tokenBody);
       } else if (request.method === 'POST' && path === '/introspect') {
+        counts.introspect++;
         const exp = Math.floor(Date.now() / 1000) + 3600;
         send(response, 200, JSON.stringify({ active: true, scope: 'api', client_id: 'c1', exp }));
       } else if (
@@ -61,6 +98,7 @@ export function createStaticTokenServer(): http.Server {
       }
     });
   });
+  server.on('connection', () => counts.connections++);
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   return server;
 }
@@ -91,6 +129,8 @@ export interface StaticTokenServer {
   readonly issuer: string;
   /** The child's process id (for `--cpu-prof` or `top`). */
   readonly pid: number | undefined;
+  /** The requests answered so far; with `reset`, the counts then start again from zero. */
+  counts(options?: { reset?: boolean }): Promise<RequestCounts>;
   /** Stops the child process. */
   close(): Promise<void>;
 }
@@ -109,16 +149,39 @@ export function startStaticTokenServer(): Promise<StaticTokenServer> {
     };
     child.once('error', reject);
     child.once('exit', onExit);
-    child.once('message', (message: ReadyMessage) => {
+    child.once('message', (message: ChildMessage) => {
+      if (message.type !== 'ready') return;
       child.off('exit', onExit);
       child.off('error', reject);
       resolve({
         issuer: `http://127.0.0.1:${message.port}`,
         pid: child.pid,
+        counts: countsReader(child),
         close: () => stopChild(child),
       });
     });
   });
+}
+
+/** Asks the child for its counts over IPC; answers are matched to questions by id. */
+function countsReader(child: ChildProcess): (options?: { reset?: boolean }) => Promise<RequestCounts> {
+  let nextId = 0;
+  const pending = new Map<number, (counts: RequestCounts) => void>();
+  child.on('message', (message: ChildMessage) => {
+    if (message.type !== 'counts') return;
+    pending.get(message.id)?.(message.counts);
+    pending.delete(message.id);
+  });
+  return (options = {}) =>
+    new Promise((resolve, reject) => {
+      const request: CountsRequest = { type: 'counts', id: nextId++, reset: options.reset === true };
+      pending.set(request.id, resolve);
+      child.send(request, (error) => {
+        if (error === null) return;
+        pending.delete(request.id);
+        reject(error);
+      });
+    });
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
@@ -129,13 +192,27 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-/** The child's side: listens, then tells the parent its port; exits when the parent goes away. */
+/**
+ * The child's side: listens, then tells the parent its port; answers the parent's count requests;
+ * exits when the parent goes away.
+ */
 export function runStaticTokenServerChild(): void {
-  const server = createStaticTokenServer();
+  const counts = emptyCounts();
+  const server = createStaticTokenServer(counts);
   server.listen(0, '127.0.0.1', () => {
     const { port } = server.address() as AddressInfo;
-    const ready: ReadyMessage = { type: 'ready', port };
+    const ready: ChildMessage = { type: 'ready', port };
     process.send?.(ready);
+  });
+  process.on('message', (message: CountsRequest) => {
+    if (message.type !== 'counts') return;
+    const answer: ChildMessage = { type: 'counts', id: message.id, counts: structuredClone(counts) };
+    if (message.reset) {
+      counts.token = {};
+      counts.introspect = 0;
+      counts.connections = 0;
+    }
+    process.send?.(answer);
   });
   process.once('disconnect', () => process.exit(0));
   process.once('SIGTERM', () => process.exit(0));

@@ -21,6 +21,8 @@ export interface TargetCheck {
   description: string;
   /** The measured value, `undefined` when a contender it needs did not run. */
   measured: number | undefined;
+  /** How `measured` is printed (e.g. `'1 request'`, `'38 ms'`); default: as a ratio, `0.73x`. */
+  shown?: string;
   /** Whether `measured` satisfies the target. */
   met: boolean | undefined;
 }

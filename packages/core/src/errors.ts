@@ -183,11 +183,14 @@ export class IdTokenError extends TesseraError {
   }
 }
 
+/** The store operation a {@link TokenStoreError} is about. */
+export type TokenStoreOperation = 'get' | 'set' | 'delete' | 'lock' | 'subscribe' | 'close';
+
 /** A token store failed; the store never pretends a key is empty. */
 export class TokenStoreError extends TesseraError {
-  readonly operation: string;
+  readonly operation: TokenStoreOperation;
 
-  constructor(operation: string, message: string, options?: { cause?: unknown }) {
+  constructor(operation: TokenStoreOperation, message: string, options?: { cause?: unknown }) {
     super('STORE_ERROR', message, options);
     this.operation = operation;
   }

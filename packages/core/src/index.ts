@@ -26,7 +26,7 @@ export {
   TokenStoreError,
   TransportError,
 } from './errors.js';
-export type { OAuthErrorFields, ResponseErrorFields, TesseraErrorCode } from './errors.js';
+export type { OAuthErrorFields, ResponseErrorFields, TesseraErrorCode, TokenStoreOperation } from './errors.js';
 export type {
   BackchannelAuthenticationResponse,
   Capability,

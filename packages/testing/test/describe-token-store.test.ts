@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from '@jest/globals';
 import { TokenStoreError } from '@tessera/core';
-import type { TokenSet, TokenStore } from '@tessera/core';
+import type { TokenSet, TokenStore, TokenStoreOperation } from '@tessera/core';
 import { describeTokenStore } from '@tessera/testing';
 
 /** A user's adapter: JSON strings in a Map that stands in for a key-value service. */
@@ -35,7 +35,7 @@ class JsonMapTokenStore implements TokenStore {
     this.#broken = true;
   }
 
-  #check(operation: string): void {
+  #check(operation: TokenStoreOperation): void {
     if (this.#broken) throw new TokenStoreError(operation, 'key-value service unavailable');
   }
 }
