@@ -1,7 +1,9 @@
 import { EventEmitter } from 'eventemitter3';
+import { decodeJwt } from 'jose';
+import type { JWTPayload } from 'jose';
 import type { Client } from './client.js';
 import type { DPoPHandle } from './dpop.js';
-import { ConfigurationError, OAuthError, ResponseError, TesseraError, TokenStoreError, TransportError } from './errors.js';
+import { ConfigurationError, IdTokenError, OAuthError, ResponseError, TesseraError, TokenStoreError, TransportError } from './errors.js';
 import type { RevocationResult, TokenManagerEvents } from './events.js';
 import { fetchWithTokens, tokenSources } from './http-integration.js';
 import type { TokenSource } from './http-integration.js';
@@ -415,6 +417,11 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     } catch (error) {
       return this.#refreshFailed(key, current, error);
     }
+    try {
+      checkRefreshedIdToken(current, response);
+    } catch (error) {
+      return this.#refreshFailed(key, current, error);
+    }
     const next = tokenSetFromResponse(response, { requestedAtMs: started, previous: current, dpopJkt: this.#boundJkt(response) });
     await this.#write(key, next);
     this.#succeeded(key, next);
@@ -602,6 +609,31 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   #assertOpen(): void {
     if (this.#closed) throw new ConfigurationError('INVALID_CONFIGURATION', 'the TokenManager is closed');
+  }
+}
+
+/**
+ * OpenID Connect Core §12.2: an ID Token in a refresh response must have the `iss`, `sub` and `aud`
+ * of the original (the Client already validated its signature and claims; only the manager has the
+ * original to compare with).
+ */
+function checkRefreshedIdToken(previous: TokenSet, response: TokenResponse): void {
+  const claims = response.claims();
+  if (claims === undefined || previous.idToken === undefined) return;
+  let original: JWTPayload;
+  try {
+    original = decodeJwt(previous.idToken);
+  } catch {
+    return; // nothing trustworthy to compare with
+  }
+  const audience = (aud: unknown) => JSON.stringify([aud].flat().sort());
+  for (const claim of ['iss', 'sub'] as const) {
+    if (claims[claim] !== original[claim]) {
+      throw new IdTokenError(claim, `${claim} in the refresh response differs from the original ID Token (OpenID Connect Core §12.2)`);
+    }
+  }
+  if (audience(claims.aud) !== audience(original.aud)) {
+    throw new IdTokenError('aud', 'aud in the refresh response differs from the original ID Token (OpenID Connect Core §12.2)');
   }
 }
 
