@@ -145,10 +145,19 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     }
     if (this.#store.subscribe !== undefined) {
       this.#cache = new Map();
-      this.#unsubscribe = this.#store.subscribe((key) => {
-        this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
-        this.#cache?.delete(key);
-      });
+      this.#unsubscribe = this.#store.subscribe(
+        (key) => {
+          this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
+          this.#cache?.delete(key);
+        },
+        {
+          // The feed may have missed changes (a reconnect): forget everything cached.
+          onReset: () => {
+            for (const key of this.#cache?.keys() ?? []) this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
+            this.#cache?.clear();
+          },
+        },
+      );
     }
     tokenSources.set(this, this.#source(this.#key));
   }
@@ -388,10 +397,16 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   async #runRenewal(key: string, seen: TokenSet | undefined): Promise<TokenSet> {
     let lock: StoreLock | undefined;
     let current = seen;
+    let version: number | undefined;
     if (this.#store.lock !== undefined) {
       lock = await this.#storeCall(key, 'lock', () => this.#store.lock!(key, { ttlMs: this.#lockTtlMs, waitMs: this.#lockWaitMs }));
-      // Re-read under the lock: another process may have refreshed while we waited.
-      current = await this.#read(key, { bypassCache: true });
+      try {
+        // Re-read under the lock: another process may have refreshed while we waited.
+        ({ tokens: current, version } = await this.#readVersioned(key));
+      } catch (error) {
+        await releaseQuietly(lock);
+        throw error;
+      }
       // Another process refreshed while we waited: use its token (even if it is already inside
       // the skew, so a lifetime shorter than the skew does not make every process refresh).
       if (current !== undefined && current.accessToken !== seen?.accessToken && this.#boundToUs(current) && !this.#isExpired(current)) {
@@ -401,15 +416,15 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       }
     }
     try {
-      if (current?.refreshToken !== undefined && this.#boundToUs(current)) return await this.#refresh(key, current);
-      if (this.#grant !== undefined) return await this.#acquire(key, current);
+      if (current?.refreshToken !== undefined && this.#boundToUs(current)) return await this.#refresh(key, current, version);
+      if (this.#grant !== undefined) return await this.#acquire(key, current, version);
       throw noTokens(key);
     } finally {
       if (lock !== undefined) await releaseQuietly(lock);
     }
   }
 
-  async #refresh(key: string, current: TokenSet): Promise<TokenSet> {
+  async #refresh(key: string, current: TokenSet, version: number | undefined): Promise<TokenSet> {
     const started = this.#now();
     let response: TokenResponse;
     try {
@@ -422,9 +437,10 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     } catch (error) {
       return this.#refreshFailed(key, current, error);
     }
-    const next = tokenSetFromResponse(response, { requestedAtMs: started, previous: current, dpopJkt: this.#boundJkt(response) });
-    await this.#write(key, next);
+    const fresh = tokenSetFromResponse(response, { requestedAtMs: started, previous: current, dpopJkt: this.#boundJkt(response) });
+    const next = await this.#writeRenewed(key, fresh, version);
     this.#succeeded(key, next);
+    if (next !== fresh) return next; // a newer token set won the conditional write
     this.#emitSafely('token.refreshed', {
       key,
       ...summary(next),
@@ -434,7 +450,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     return next;
   }
 
-  async #acquire(key: string, current: TokenSet | undefined): Promise<TokenSet> {
+  async #acquire(key: string, current: TokenSet | undefined, version: number | undefined): Promise<TokenSet> {
     const grant = this.#grant!;
     const started = this.#now();
     const type = grant === 'client_credentials' ? 'client_credentials' : grant.type;
@@ -450,13 +466,14 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     } catch (error) {
       return this.#refreshFailed(key, current, error);
     }
-    const next = tokenSetFromResponse(response, {
+    const fresh = tokenSetFromResponse(response, {
       requestedAtMs: started,
       requestedScope: scopeOf(parameters),
       dpopJkt: this.#boundJkt(response),
     });
-    await this.#write(key, next);
+    const next = await this.#writeRenewed(key, fresh, version);
     this.#succeeded(key, next);
+    if (next !== fresh) return next;
     this.#emitSafely('token.acquired', { key, ...summary(next), grantType: type });
     return next;
   }
@@ -538,6 +555,41 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     this.#cache?.set(key, tokens);
     const state = this.#states.get(key);
     if (state !== undefined) state.expiredReported = undefined;
+  }
+
+  /** The stored token set and its version (when the store has versions), bypassing the near-cache. */
+  async #readVersioned(key: string): Promise<{ tokens: TokenSet | undefined; version?: number }> {
+    const store = this.#store;
+    if (store.getVersioned === undefined) return { tokens: await this.#read(key, { bypassCache: true }) };
+    const found = await this.#storeCall(key, 'get', () => store.getVersioned!(key));
+    return found === undefined ? { tokens: undefined, version: 0 } : found;
+  }
+
+  /**
+   * Writes renewed tokens: conditionally on the version read under the lock when the store can,
+   * so a stale writer (whose lock expired) cannot overwrite a newer token set; on a conflict the
+   * newer one is used. If the write fails, the new tokens are still returned and kept in memory:
+   * the old refresh token may already be spent, so dropping them would lose a working grant.
+   */
+  async #writeRenewed(key: string, tokens: TokenSet, version: number | undefined): Promise<TokenSet> {
+    const store = this.#store;
+    try {
+      if (version !== undefined && store.setIfVersion !== undefined) {
+        const written = await this.#storeCall(key, 'set', () => store.setIfVersion!(key, tokens, version));
+        if (!written) {
+          const latest = await this.#read(key, { bypassCache: true });
+          if (latest !== undefined && this.#boundToUs(latest)) return latest;
+          await this.#write(key, tokens);
+          return tokens;
+        }
+        this.#cache?.set(key, tokens);
+        return tokens;
+      }
+      await this.#write(key, tokens);
+    } catch {
+      this.#cache?.set(key, tokens); // reported as store.failed; serve what we have
+    }
+    return tokens;
   }
 
   /** Runs a store call; any failure becomes a `TokenStoreError`, reported as `store.failed`. */
@@ -640,6 +692,7 @@ function checkRefreshedIdToken(previous: TokenSet, response: TokenResponse): voi
 /** Network failures, timeouts, 5xx and the server's own "try later" codes. */
 function isTransient(error: unknown): boolean {
   if (error instanceof TransportError) return error.code !== 'ABORTED';
+  if (error instanceof TokenStoreError) return true;
   if (error instanceof ResponseError) return error.status >= 500 || error.status === 429;
   if (error instanceof OAuthError) return error.status >= 500 || error.status === 429 || TRANSIENT_OAUTH_ERRORS.has(error.error);
   return false;

@@ -18,13 +18,21 @@ export interface StoreLock {
  *   `TokenStoreError` (`operation: 'lock'`) after `waitMs`; a holder that never releases loses the lock
  *   after `ttlMs`.
  * - `subscribe(listener)` calls `listener(key)` after any `set` or `delete` of a key, by anyone
- *   sharing the store, and returns an unsubscribe function.
+ *   sharing the store, and returns an unsubscribe function. A feed that may have missed changes (a
+ *   reconnect) calls `options.onReset()`: every cached value may be stale.
+ * - `getVersioned` / `setIfVersion`, when present, make writes conditional (compare-and-set), so a
+ *   writer holding a stale view cannot overwrite a newer token set. Versions are opaque numbers;
+ *   version `0` means "absent".
  */
 export interface TokenStore {
   get(key: string): Promise<TokenSet | undefined>;
   set(key: string, tokens: TokenSet): Promise<void>;
   delete(key: string): Promise<void>;
   lock?(key: string, options: { ttlMs: number; waitMs: number }): Promise<StoreLock>;
-  subscribe?(listener: (key: string) => void): () => void;
+  subscribe?(listener: (key: string) => void, options?: { onReset?: () => void }): () => void;
+  /** The token set with its version, or `undefined` (version 0). */
+  getVersioned?(key: string): Promise<{ tokens: TokenSet; version: number } | undefined>;
+  /** Writes only if the stored version is still `version`; resolves `false` on a conflict. */
+  setIfVersion?(key: string, tokens: TokenSet, version: number): Promise<boolean>;
   close?(): Promise<void>;
 }

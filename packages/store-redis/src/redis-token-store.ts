@@ -1,0 +1,298 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Cluster } from 'ioredis';
+import { TokenStoreError, freezeTokenSet } from '@tessera/core';
+import type { StoreLock, TokenSet, TokenStore, TokenStoreOperation } from '@tessera/core';
+import { DELETE, RELEASE_LOCK, SET_IF_VERSION } from './scripts.js';
+import type { LuaScript } from './scripts.js';
+
+/** Options of a {@link RedisTokenStore}. */
+export interface RedisTokenStoreOptions {
+  /** An ioredis `Redis` (standalone or Sentinel) or `Cluster` client that the caller owns and closes. */
+  client?: Redis | Cluster;
+  /** Or a URL: the store then creates its own client (lazily connected) and closes it in `close()`. */
+  url?: string;
+  /** Prefix of every Redis key and channel of this store. @default 'tessera:' */
+  keyPrefix?: string;
+  /**
+   * Expiry of a token set whose refresh-token lifetime is unknown, in seconds; a key never expires
+   * before its access token does. @default 2_592_000 (30 days)
+   */
+  maxTtlSeconds?: number;
+  /** Every store call rejects with `TokenStoreError` after this long, e.g. while Redis is down. @default 2000 */
+  commandTimeoutMs?: number;
+}
+
+type ChangeListener = { onChange: (key: string) => void; onReset?: (() => void) | undefined };
+
+/**
+ * A {@link TokenStore} in Redis (standalone, Sentinel or Cluster, through ioredis), for a fleet of
+ * processes that share tokens:
+ * - each token set is a hash with a version; writes can be compare-and-set (`setIfVersion`, a Lua
+ *   script), so a stale writer cannot overwrite a newer token set;
+ * - `lock()` is `SET NX PX` with a random owner, released by compare-and-delete; waiters are woken
+ *   by pub/sub, and a lock whose holder died expires after its TTL;
+ * - `subscribe()` is a change feed over pub/sub, which a TokenManager uses to keep a near-cache;
+ * - a key's data and lock share one hash slot (`prefix{key}:data`, `prefix{key}:lock`);
+ * - every call rejects with `TokenStoreError` within `commandTimeoutMs` when Redis is unavailable,
+ *   and works again when it is back.
+ *
+ * It never connects on import; with `{ client }` it uses the caller's connection and opens one more
+ * (a duplicate) for pub/sub, only when `lock()` has to wait or `subscribe()` is called.
+ *
+ * @example
+ * ```ts
+ * const redis = new Redis(process.env.REDIS_URL);
+ * const store = new RedisTokenStore({ client: redis });
+ * const manager = new TokenManager({ client, store, grant: 'client_credentials' });
+ * ```
+ */
+export class RedisTokenStore implements TokenStore {
+  readonly #client: Redis | Cluster;
+  readonly #ownsClient: boolean;
+  readonly #prefix: string;
+  readonly #maxTtlMs: number;
+  readonly #timeoutMs: number;
+  readonly #changes: string;
+  readonly #unlocks: string;
+  readonly #listeners = new Set<ChangeListener>();
+  readonly #lockWaiters = new Map<string, Set<() => void>>();
+  #subscriber: Redis | Cluster | undefined;
+  #subscribed: Promise<void> | undefined;
+  #subscriberWasReady = false;
+  #closed = false;
+
+  constructor(options: RedisTokenStoreOptions) {
+    if (options.client === undefined && options.url === undefined) {
+      throw new TypeError('RedisTokenStore needs { client } or { url }');
+    }
+    this.#ownsClient = options.client === undefined;
+    this.#client = options.client ?? new Redis(options.url!, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
+    if (this.#ownsClient) this.#client.on('error', () => undefined); // failures surface per call
+    this.#prefix = options.keyPrefix ?? 'tessera:';
+    this.#maxTtlMs = (options.maxTtlSeconds ?? 30 * 24 * 3600) * 1000;
+    this.#timeoutMs = options.commandTimeoutMs ?? 2000;
+    this.#changes = `${this.#prefix}changes`;
+    this.#unlocks = `${this.#prefix}unlocks`;
+  }
+
+  async get(key: string): Promise<TokenSet | undefined> {
+    return (await this.getVersioned(key))?.tokens;
+  }
+
+  async getVersioned(key: string): Promise<{ tokens: TokenSet; version: number } | undefined> {
+    const [version, json] = await this.#call('get', () => this.#client.hmget(this.#dataKey(key), 'v', 't'));
+    if (json === null || json === undefined) return undefined;
+    try {
+      return { tokens: freezeTokenSet(JSON.parse(json) as TokenSet), version: Number(version) };
+    } catch (cause) {
+      throw new TokenStoreError('get', `redis token store: the value of "${key}" is not a token set`, { cause: strip(cause) });
+    }
+  }
+
+  async set(key: string, tokens: TokenSet): Promise<void> {
+    await this.#write(key, tokens, '');
+  }
+
+  async setIfVersion(key: string, tokens: TokenSet, version: number): Promise<boolean> {
+    return (await this.#write(key, tokens, String(version))) !== -1;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#call('delete', () => this.#eval(DELETE, [this.#dataKey(key)], [this.#changes, key]));
+  }
+
+  async lock(key: string, options: { ttlMs: number; waitMs: number }): Promise<StoreLock> {
+    const { ttlMs, waitMs } = options;
+    if (!(ttlMs > 0) || !(waitMs >= 0)) throw new TokenStoreError('lock', 'redis token store: ttlMs must be positive and waitMs non-negative');
+    const lockKey = this.#lockKey(key);
+    const owner = randomUUID();
+    const deadline = Date.now() + waitMs;
+    let listening = false;
+    for (;;) {
+      const acquired = await this.#call('lock', () => this.#client.set(lockKey, owner, 'PX', Math.ceil(ttlMs), 'NX'));
+      if (acquired === 'OK') return this.#heldLock(key, lockKey, owner);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new TokenStoreError('lock', `redis token store: the lock of "${key}" was not acquired within ${waitMs} ms`);
+      if (!listening) {
+        // Listen for unlocks first, then try once more: no release can slip between the two.
+        await this.#call('lock', () => this.#ensureSubscriber());
+        listening = true;
+        continue;
+      }
+      // Woken by the holder's release, or when its TTL runs out (a holder that died never releases).
+      const holderTtl = await this.#call('lock', () => this.#client.pttl(lockKey));
+      await this.#waitForUnlock(key, Math.min(remaining, holderTtl > 0 ? holderTtl + 5 : 25));
+    }
+  }
+
+  subscribe(listener: (key: string) => void, options: { onReset?: () => void } = {}): () => void {
+    const entry: ChangeListener = { onChange: listener, onReset: options.onReset };
+    this.#listeners.add(entry);
+    this.#ensureSubscriber().catch(() => entry.onReset?.()); // not listening yet: caches may be stale
+    return () => {
+      this.#listeners.delete(entry);
+    };
+  }
+
+  /** Closes the pub/sub connection, and the client if the store created it. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    for (const waiters of this.#lockWaiters.values()) for (const wake of waiters) wake();
+    this.#lockWaiters.clear();
+    this.#subscriber?.disconnect();
+    if (this.#ownsClient) this.#client.disconnect();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  async #write(key: string, tokens: TokenSet, expectedVersion: string): Promise<number> {
+    let json: string;
+    try {
+      json = JSON.stringify(tokens);
+    } catch (cause) {
+      throw new TokenStoreError('set', 'redis token store: the token set is not plain data', { cause: strip(cause) });
+    }
+    const result = await this.#call('set', () =>
+      this.#eval(SET_IF_VERSION, [this.#dataKey(key)], [expectedVersion, json, String(this.#ttlMs(tokens)), this.#changes, key]),
+    );
+    return Number(result);
+  }
+
+  /**
+   * How long Redis keeps a token set: the refresh token's lifetime when known (`refresh_expires_in`,
+   * as Keycloak sends), else `maxTtlSeconds` when there is a refresh token, else the access token's;
+   * never shorter than the access token's.
+   */
+  #ttlMs(tokens: TokenSet): number {
+    const accessMs = tokens.expiresAt === undefined ? undefined : tokens.expiresAt * 1000 - Date.now();
+    const refreshSeconds = Number(tokens.extra?.refresh_expires_in);
+    let ttl =
+      tokens.refreshToken !== undefined
+        ? Number.isFinite(refreshSeconds) && refreshSeconds > 0
+          ? refreshSeconds * 1000
+          : this.#maxTtlMs
+        : (accessMs ?? this.#maxTtlMs);
+    if (accessMs !== undefined) ttl = Math.max(ttl, accessMs);
+    return Math.max(1000, Math.ceil(ttl));
+  }
+
+  #heldLock(key: string, lockKey: string, owner: string): StoreLock {
+    let released: Promise<void> | undefined;
+    return {
+      release: () =>
+        (released ??= this.#call('lock', () => this.#eval(RELEASE_LOCK, [lockKey], [owner, this.#unlocks, key])).then(
+          () => undefined,
+        )),
+    };
+  }
+
+  #waitForUnlock(key: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let waiters = this.#lockWaiters.get(key);
+      if (waiters === undefined) this.#lockWaiters.set(key, (waiters = new Set()));
+      const wake = (): void => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        if (waiters.size === 0) this.#lockWaiters.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      timer.unref();
+      waiters.add(wake);
+    });
+  }
+
+  /** One extra connection for pub/sub: the change feed and lock releases. */
+  #ensureSubscriber(): Promise<void> {
+    if (this.#closed) return Promise.reject(new TokenStoreError('subscribe', 'redis token store is closed'));
+    if (this.#subscribed !== undefined) return this.#subscribed;
+    const subscriber = this.#client.duplicate();
+    this.#subscriber = subscriber;
+    subscriber.on('error', () => undefined); // reconnects by itself; calls report failures
+    subscriber.on('message', (channel: string, key: string) => {
+      if (channel === this.#unlocks) {
+        for (const wake of [...(this.#lockWaiters.get(key) ?? [])]) wake();
+      } else if (channel === this.#changes) {
+        for (const { onChange } of this.#listeners) safely(() => onChange(key));
+      }
+    });
+    subscriber.on('ready', () => {
+      // ioredis resubscribes after a reconnect; what was published meanwhile was missed.
+      if (this.#subscriberWasReady) for (const { onReset } of this.#listeners) safely(() => onReset?.());
+      this.#subscriberWasReady = true;
+    });
+    this.#subscribed = subscriber.subscribe(this.#changes, this.#unlocks).then(
+      () => undefined,
+      (error: unknown) => {
+        this.#subscribed = undefined;
+        subscriber.disconnect();
+        throw error;
+      },
+    );
+    return this.#subscribed;
+  }
+
+  async #eval(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
+    try {
+      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+      return this.#client.eval(script.lua, keys.length, ...keys, ...args);
+    }
+  }
+
+  /** Runs a command with the store's time bound; every failure becomes a `TokenStoreError`. */
+  #call<T>(operation: TokenStoreOperation, command: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new TokenStoreError(operation, 'redis token store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new TokenStoreError(operation, `redis token store: ${operation} did not complete within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+      timer.unref();
+      command().then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(
+            error instanceof TokenStoreError
+              ? error
+              : new TokenStoreError(operation, `redis token store: ${operation} failed: ${(error as Error)?.message ?? 'unknown error'}`, {
+                  cause: strip(error),
+                }),
+          );
+        },
+      );
+    });
+  }
+
+  /** Data and lock of one key share a hash slot: the tag is the (brace-free) encoded key. */
+  #dataKey(key: string): string {
+    return `${this.#prefix}{${encodeURIComponent(key)}}:data`;
+  }
+
+  #lockKey(key: string): string {
+    return `${this.#prefix}{${encodeURIComponent(key)}}:lock`;
+  }
+}
+
+function safely(callback: () => void): void {
+  try {
+    callback();
+  } catch {
+    // A listener's failure is its own.
+  }
+}
+
+/** ioredis errors carry the command and its arguments (token JSON): keep only name and message. */
+function strip(error: unknown): Error | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const copy = new Error(error.message);
+  copy.name = error.name;
+  return copy;
+}
