@@ -112,6 +112,11 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   readonly #states = new Map<string, KeyState>();
   /** Token sets known to match the store; only used when the store has a change feed. */
   readonly #cache: Map<string, TokenSet | null> | undefined;
+  /**
+   * The last token set read or written per key, kept even when the near-cache entry is
+   * invalidated: while the store is unavailable, a token that has not expired is still served.
+   */
+  readonly #lastSeen = new Map<string, TokenSet>();
   /** Bumped on every change notice of a key, so a read that raced with a change is not cached. */
   readonly #generations = new Map<string, number>();
   readonly #unsubscribe: (() => void) | undefined;
@@ -276,7 +281,14 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   async #validTokenSet(key: string): Promise<TokenSet> {
     this.#assertOpen();
     await this.#dpopJktReady;
-    const current = await this.#read(key);
+    let current: TokenSet | undefined;
+    try {
+      current = await this.#read(key);
+    } catch (error) {
+      const known = this.#lastSeen.get(key);
+      if (error instanceof TokenStoreError && known !== undefined && this.#boundToUs(known) && !this.#isExpired(known)) return known;
+      throw error;
+    }
     const usable = current !== undefined && this.#boundToUs(current) ? current : undefined;
     if (usable !== undefined && this.#isFresh(usable)) return usable;
     const state = this.#state(key);
@@ -365,6 +377,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     this.#assertOpen();
     await this.#storeCall(key, 'delete', () => this.#store.delete(key));
     this.#cache?.set(key, null);
+    this.#lastSeen.delete(key);
     this.#scheduler?.cancel(key);
     this.#states.delete(key);
     this.#emitSafely('token.cleared', { key, reason });
@@ -547,12 +560,14 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     const generation = this.#generations.get(key);
     const tokens = await this.#storeCall(key, 'get', () => this.#store.get(key));
     if (cache !== undefined && this.#generations.get(key) === generation) cache.set(key, tokens ?? null);
+    this.#remember(key, tokens);
     return tokens;
   }
 
   async #write(key: string, tokens: TokenSet): Promise<void> {
     await this.#storeCall(key, 'set', () => this.#store.set(key, tokens));
     this.#cache?.set(key, tokens);
+    this.#remember(key, tokens);
     const state = this.#states.get(key);
     if (state !== undefined) state.expiredReported = undefined;
   }
@@ -583,11 +598,13 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
           return tokens;
         }
         this.#cache?.set(key, tokens);
+        this.#remember(key, tokens);
         return tokens;
       }
       await this.#write(key, tokens);
     } catch {
       this.#cache?.set(key, tokens); // reported as store.failed; serve what we have
+      this.#remember(key, tokens);
     }
     return tokens;
   }
@@ -607,6 +624,11 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   }
 
   // --- helpers ------------------------------------------------------------------------------------
+
+  #remember(key: string, tokens: TokenSet | undefined): void {
+    if (tokens === undefined) this.#lastSeen.delete(key);
+    else this.#lastSeen.set(key, tokens);
+  }
 
   #state(key: string): KeyState {
     let state = this.#states.get(key);

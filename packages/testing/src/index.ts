@@ -17,3 +17,10 @@ export { describeTokenStore } from './describe-token-store.js';
 export type { TokenStoreSuiteOptions } from './describe-token-store.js';
 export { createFakeClock } from './fake-clock.js';
 export type { FakeClock } from './fake-clock.js';
+export { RedisServerMissingError, startRedisCluster, startRedisServer } from './redis-server.js';
+export type {
+  RedisClusterHandle,
+  RedisExecutable,
+  RedisServerHandle,
+  RedisServerOptions,
+} from './redis-server.js';

@@ -1,0 +1,173 @@
+/**
+ * RedisTokenStore against a real redis-server (started by the harness on an ephemeral port, or
+ * REDIS_URL) and a real 3-master Redis Cluster.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { inspect } from 'node:util';
+import { Cluster, Redis } from 'ioredis';
+import { Client, TokenManager, TokenStoreError } from '@tessera/core';
+import type { TokenSet, TokenStore } from '@tessera/core';
+import { RedisTokenStore } from '@tessera/store-redis';
+import { describeTokenStore, startRedisCluster, startRedisServer } from '@tessera/testing';
+import type { RedisClusterHandle, RedisServerHandle } from '@tessera/testing';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+let redis: RedisServerHandle;
+let cluster: RedisClusterHandle;
+const clients = new WeakMap<TokenStore, Array<Redis | Cluster>>();
+
+beforeAll(async () => {
+  [redis, cluster] = await Promise.all([startRedisServer(), startRedisCluster()]);
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([redis?.close(), cluster?.close()]);
+});
+
+/** A store on its own connection (which the test closes), under a fresh prefix. */
+function standalone(prefix: string): RedisTokenStore {
+  const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  client.on('error', () => undefined);
+  const store = new RedisTokenStore({ client, keyPrefix: prefix, commandTimeoutMs: 1000 });
+  clients.set(store, [client]);
+  return store;
+}
+
+function clustered(prefix: string): RedisTokenStore {
+  const client = new Cluster(cluster.nodes.map((n) => ({ host: n.host, port: n.port })), { redisOptions: { maxRetriesPerRequest: 1 } });
+  client.on('error', () => undefined);
+  const store = new RedisTokenStore({ client, keyPrefix: prefix, commandTimeoutMs: 2000 });
+  clients.set(store, [client]);
+  return store;
+}
+
+async function teardown(store: TokenStore): Promise<void> {
+  await store.close?.();
+  for (const client of clients.get(store) ?? []) client.disconnect();
+}
+
+describe('conformance', () => {
+  let prefix = '';
+  describeTokenStore(
+    'RedisTokenStore (standalone)',
+    () => standalone((prefix = `t-${randomUUID()}:`)),
+    { peer: () => standalone(prefix), teardown, breakStore: (store) => store.close?.() },
+  );
+  let clusterPrefix = '';
+  describeTokenStore(
+    'RedisTokenStore (Cluster)',
+    () => clustered((clusterPrefix = `c-${randomUUID()}:`)),
+    { peer: () => clustered(clusterPrefix), teardown, breakStore: (store) => store.close?.() },
+  );
+});
+
+const tokens = (accessToken: string, extra: Partial<TokenSet> = {}): TokenSet => ({
+  accessToken,
+  tokenType: 'Bearer',
+  expiresAt: Math.floor(Date.now() / 1000) + 300,
+  ...extra,
+});
+
+describe('RedisTokenStore specifics', () => {
+  it('versions every write and refuses a stale conditional write', async () => {
+    const store = standalone(`v-${randomUUID()}:`);
+    expect(await store.getVersioned('k')).toBeUndefined();
+    expect(await store.setIfVersion('k', tokens('a'), 0)).toBe(true);
+    const first = await store.getVersioned('k');
+    expect(first).toMatchObject({ version: 1, tokens: { accessToken: 'a' } });
+    expect(await store.setIfVersion('k', tokens('b'), 1)).toBe(true);
+    expect(await store.setIfVersion('k', tokens('stale'), 1)).toBe(false); // a writer that read v1
+    await expect(store.get('k')).resolves.toMatchObject({ accessToken: 'b' });
+    await store.set('k', tokens('c'));
+    await expect(store.getVersioned('k')).resolves.toMatchObject({ version: 3 });
+    await teardown(store);
+  });
+
+  it('expires a key with the token set: refresh-token lifetime, else the maximum, never before the access token', async () => {
+    const prefix = `ttl-${randomUUID()}:`;
+    const store = new RedisTokenStore({ url: redis.url, keyPrefix: prefix, maxTtlSeconds: 3600 });
+    const probe = new Redis(redis.url);
+    const pttl = async (key: string) => probe.pttl(`${prefix}{${key}}:data`);
+    await store.set('access-only', tokens('a'));
+    await store.set('with-refresh', tokens('a', { refreshToken: 'r' }));
+    await store.set('keycloak', tokens('a', { refreshToken: 'r', extra: { refresh_expires_in: 1800 } }));
+    await store.set('long-access', tokens('a', { refreshToken: 'r', expiresAt: Math.floor(Date.now() / 1000) + 7200, extra: { refresh_expires_in: 60 } }));
+    expect(await pttl('access-only')).toBeLessThanOrEqual(300_000);
+    expect(await pttl('access-only')).toBeGreaterThan(290_000);
+    expect(await pttl('with-refresh')).toBeGreaterThan(3590_000);
+    expect(await pttl('keycloak')).toBeGreaterThan(1790_000);
+    expect(await pttl('keycloak')).toBeLessThanOrEqual(1800_000);
+    expect(await pttl('long-access')).toBeGreaterThan(7190_000);
+    probe.disconnect();
+    await store.close();
+  });
+
+  it('keeps token values out of errors', async () => {
+    const store = standalone(`s-${randomUUID()}:`);
+    await store.close();
+    const error = await store.set('k', tokens('very-secret-access-token')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TokenStoreError);
+    expect(JSON.stringify(error) + inspect(error, { depth: 5 })).not.toContain('very-secret-access-token');
+    await teardown(store);
+  });
+});
+
+describe('Redis going away and coming back', () => {
+  let tokenServer: http.Server;
+  let issued = 0;
+  let base = '';
+
+  beforeAll(async () => {
+    tokenServer = http.createServer((_req, res) => {
+      issued += 1;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ access_token: `at-${issued}`, token_type: 'Bearer', expires_in: 3600 }));
+    });
+    await new Promise<void>((resolve) => tokenServer.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}`;
+  });
+  afterAll(
+    () =>
+      new Promise<void>((resolve) => {
+        tokenServer.closeAllConnections();
+        tokenServer.close(() => resolve());
+      }),
+  );
+
+  it('typed errors within the bound, near-cached tokens still served, normal again after a restart', async () => {
+    if (!redis.managed) return; // REDIS_URL: this test cannot stop the server
+    const client = new Client({ issuer: base, token_endpoint: `${base}/token` }, { client_id: 'c', client_secret: 's' });
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: 0, retryStrategy: () => 100 });
+    connection.on('error', () => undefined);
+    const store = new RedisTokenStore({ client: connection, keyPrefix: `down-${randomUUID()}:`, commandTimeoutMs: 500 });
+    const manager = new TokenManager({ client, store, grant: 'client_credentials' });
+    const failures: Array<{ operation: string; code: string }> = [];
+    manager.on('store.failed', ({ operation, error }) => failures.push({ operation, code: error.code }));
+
+    const token = await manager.getValidAccessToken();
+    await new Promise((r) => setTimeout(r, 50)); // let the change feed subscribe
+    await redis.stop();
+
+    // the near-cache keeps serving the still-valid token without touching Redis
+    await expect(manager.getValidAccessToken()).resolves.toBe(token);
+    // a key that needs Redis fails with a typed error, within the bound
+    const error = await manager.for('other').getValidAccessToken().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TokenStoreError);
+    expect(failures).toContainEqual({ operation: 'get', code: 'STORE_ERROR' });
+
+    await redis.start();
+    let recovered: string | undefined;
+    for (let attempt = 0; attempt < 100 && recovered === undefined; attempt++) {
+      recovered = await manager
+        .for('other')
+        .getValidAccessToken()
+        .catch(() => undefined);
+      if (recovered === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(recovered).toMatch(/^at-/);
+    await manager.close();
+    await store.close();
+    connection.disconnect();
+  }, 30_000);
+});
