@@ -43,6 +43,14 @@ describe('examples', () => {
     expect(code).toBe(0);
   }, 60_000);
 
+  it('redis-fleet: one refresh serves every worker', async () => {
+    const { code, output } = await run('examples/redis-fleet.ts', '3');
+    expect(output.match(/token\.refreshed key=user:alice rotated=true/g)).toHaveLength(1);
+    expect(output.match(/100 calls answered with 1 token/g)).toHaveLength(3);
+    expect(output).toContain('refresh requests the authorization server received: 1');
+    expect(code).toBe(0);
+  }, 60_000);
+
   it('device-flow --auto-approve: shows the code, counts down, prints the claims', async () => {
     const { code, output } = await run('examples/device-flow.ts', '--auto-approve');
     expect(output).toMatch(/enter the code {2}[A-Z]{4}-[A-Z]{4}/);
