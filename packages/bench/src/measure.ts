@@ -89,10 +89,22 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-/** Collects garbage between runs when node runs with `--expose-gc`, so one run's garbage is not billed to the next. */
-function collectGarbage(): void {
+/**
+ * Collects garbage when node runs with `--expose-gc` (between runs, so one run's garbage is not
+ * billed to the next); returns whether it could.
+ */
+export function collectGarbage(): boolean {
   const gc = (globalThis as { gc?: () => void }).gc;
-  gc?.();
+  if (gc === undefined) return false;
+  gc();
+  return true;
+}
+
+/** `process.memoryUsage().heapUsed` after a full collection, or `undefined` without `--expose-gc`. */
+export function heapUsedAfterGc(): number | undefined {
+  if (!collectGarbage()) return undefined;
+  collectGarbage(); // a second pass frees what the first one's finalizers released
+  return process.memoryUsage().heapUsed;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * A static OAuth 2.0 authorization server for benchmarks: fixed JSON answers, no state, no
- * validation beyond the method and path, keep-alive on. It runs in a child process so that its CPU
+ * A static OAuth 2.0 authorization server for benchmarks: fixed JSON answers, no validation beyond
+ * the method and path, keep-alive on; it counts what it answers (read over IPC). It runs in a child process so that its CPU
  * does not compete with the client under test on the same event loop.
  */
 import { fork } from 'node:child_process';
@@ -24,7 +24,7 @@ const JSON_HEADERS = {
   'cache-control': 'no-store',
 };
 
-/** What the server has answered since it started (or since the last `resetCounts`). */
+/** What the server has answered since it started (or since the counts were last reset). */
 export interface RequestCounts {
   /** `POST /token` requests, by `grant_type` (`'client_credentials'`, `'refresh_token'`, ...). */
   token: Readonly<Record<string, number>>;
@@ -34,25 +34,44 @@ export interface RequestCounts {
   connections: number;
 }
 
+/** What the parent can ask of the child: its counts, optionally zeroing them or changing answers. */
+export interface ControlRequest {
+  /** Zero the counts after reading them. */
+  reset?: boolean;
+  /** `expires_in` of the `/token` responses from now on (default {@link STATIC_TOKEN_RESPONSE}'s 3600). */
+  expiresIn?: number;
+}
+
 /** Messages the child sends to its parent over the IPC channel. */
-type ChildMessage = { type: 'ready'; port: number } | { type: 'counts'; id: number; counts: RequestCounts };
+type ChildMessage = { type: 'ready'; port: number } | { type: 'control'; id: number; counts: RequestCounts };
 
-/** Messages the parent sends to the child: read the counts, optionally zeroing them. */
-interface CountsRequest {
-  type: 'counts';
+/** Messages the parent sends to the child. */
+interface ControlMessage extends ControlRequest {
+  type: 'control';
   id: number;
-  reset: boolean;
 }
 
-/** Counts of one server, mutated as requests arrive. */
-interface MutableCounts {
-  token: Record<string, number>;
-  introspect: number;
-  connections: number;
+/** The server's counts, and what it answers; changed by control messages. */
+interface ServerState {
+  counts: { token: Record<string, number>; introspect: number; connections: number };
+  tokenBody: string;
 }
 
-function emptyCounts(): MutableCounts {
-  return { token: {}, introspect: 0, connections: 0 };
+function initialState(): ServerState {
+  return {
+    counts: { token: {}, introspect: 0, connections: 0 },
+    tokenBody: JSON.stringify(STATIC_TOKEN_RESPONSE),
+  };
+}
+
+/** Applies a control message; returns the counts as they were before any reset. */
+function control(state: ServerState, request: ControlRequest): RequestCounts {
+  const counts = structuredClone(state.counts);
+  if (request.reset === true) state.counts = { token: {}, introspect: 0, connections: 0 };
+  if (request.expiresIn !== undefined) {
+    state.tokenBody = JSON.stringify({ ...STATIC_TOKEN_RESPONSE, expires_in: request.expiresIn });
+  }
+  return counts;
 }
 
 /** The `grant_type` of a form body, without parsing the whole form. */
@@ -62,16 +81,15 @@ function grantTypeOf(form: string): string {
 }
 
 /**
- * Creates (but does not start) the server, counting what it answers into `counts`. Answers:
- * - `POST /token` → {@link STATIC_TOKEN_RESPONSE} (whatever the grant; no `refresh_token`, so a
- *   refresh keeps the old one);
+ * Creates (but does not start) the server, counting what it answers into `state`. Answers:
+ * - `POST /token` → {@link STATIC_TOKEN_RESPONSE}, with `expires_in` as last set by a control
+ *   message (whatever the grant; no `refresh_token`, so a refresh keeps the old one);
  * - `POST /introspect` → `{ active: true, scope: 'api', client_id: 'c1', exp: now + 3600 }`;
  * - `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server` → the
  *   server metadata, with `issuer` the origin the request was addressed to;
  * - anything else → 404.
  */
-export function createStaticTokenServer(counts: MutableCounts = emptyCounts()): http.Server {
-  const tokenBody = JSON.stringify(STATIC_TOKEN_RESPONSE);
+export function createStaticTokenServer(state: ServerState = initialState()): http.Server {
   const server = http.createServer((request, response) => {
     // Read the request body before answering, as a real server does (the grant type is counted).
     let form = '';
@@ -81,10 +99,10 @@ export function createStaticTokenServer(counts: MutableCounts = emptyCounts()): 
       const path = request.url ?? '/';
       if (request.method === 'POST' && path === '/token') {
         const grantType = grantTypeOf(form);
-        counts.token[grantType] = (counts.token[grantType] ?? 0) + 1;
-        send(response, 200, tokenBody);
+        state.counts.token[grantType] = (state.counts.token[grantType] ?? 0) + 1;
+        send(response, 200, state.tokenBody);
       } else if (request.method === 'POST' && path === '/introspect') {
-        counts.introspect++;
+        state.counts.introspect++;
         const exp = Math.floor(Date.now() / 1000) + 3600;
         send(response, 200, JSON.stringify({ active: true, scope: 'api', client_id: 'c1', exp }));
       } else if (
@@ -98,7 +116,7 @@ export function createStaticTokenServer(counts: MutableCounts = emptyCounts()): 
       }
     });
   });
-  server.on('connection', () => counts.connections++);
+  server.on('connection', () => state.counts.connections++);
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   return server;
 }
@@ -131,6 +149,8 @@ export interface StaticTokenServer {
   readonly pid: number | undefined;
   /** The requests answered so far; with `reset`, the counts then start again from zero. */
   counts(options?: { reset?: boolean }): Promise<RequestCounts>;
+  /** Changes what the server answers (see {@link ControlRequest}); resolves with the counts. */
+  control(request: ControlRequest): Promise<RequestCounts>;
   /** Stops the child process. */
   close(): Promise<void>;
 }
@@ -149,6 +169,7 @@ export function startStaticTokenServer(): Promise<StaticTokenServer> {
     };
     child.once('error', reject);
     child.once('exit', onExit);
+    const send = controller(child);
     child.once('message', (message: ChildMessage) => {
       if (message.type !== 'ready') return;
       child.off('exit', onExit);
@@ -156,29 +177,30 @@ export function startStaticTokenServer(): Promise<StaticTokenServer> {
       resolve({
         issuer: `http://127.0.0.1:${message.port}`,
         pid: child.pid,
-        counts: countsReader(child),
+        counts: (options = {}) => send({ reset: options.reset === true }),
+        control: (request) => send(request),
         close: () => stopChild(child),
       });
     });
   });
 }
 
-/** Asks the child for its counts over IPC; answers are matched to questions by id. */
-function countsReader(child: ChildProcess): (options?: { reset?: boolean }) => Promise<RequestCounts> {
+/** Sends control messages to the child over IPC; answers are matched to requests by id. */
+function controller(child: ChildProcess): (request: ControlRequest) => Promise<RequestCounts> {
   let nextId = 0;
   const pending = new Map<number, (counts: RequestCounts) => void>();
   child.on('message', (message: ChildMessage) => {
-    if (message.type !== 'counts') return;
+    if (message.type !== 'control') return;
     pending.get(message.id)?.(message.counts);
     pending.delete(message.id);
   });
-  return (options = {}) =>
+  return (request) =>
     new Promise((resolve, reject) => {
-      const request: CountsRequest = { type: 'counts', id: nextId++, reset: options.reset === true };
-      pending.set(request.id, resolve);
-      child.send(request, (error) => {
+      const message: ControlMessage = { ...request, type: 'control', id: nextId++ };
+      pending.set(message.id, resolve);
+      child.send(message, (error) => {
         if (error === null) return;
-        pending.delete(request.id);
+        pending.delete(message.id);
         reject(error);
       });
     });
@@ -193,25 +215,20 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /**
- * The child's side: listens, then tells the parent its port; answers the parent's count requests;
+ * The child's side: listens, then tells the parent its port; answers the parent's control messages;
  * exits when the parent goes away.
  */
 export function runStaticTokenServerChild(): void {
-  const counts = emptyCounts();
-  const server = createStaticTokenServer(counts);
+  const state = initialState();
+  const server = createStaticTokenServer(state);
   server.listen(0, '127.0.0.1', () => {
     const { port } = server.address() as AddressInfo;
     const ready: ChildMessage = { type: 'ready', port };
     process.send?.(ready);
   });
-  process.on('message', (message: CountsRequest) => {
-    if (message.type !== 'counts') return;
-    const answer: ChildMessage = { type: 'counts', id: message.id, counts: structuredClone(counts) };
-    if (message.reset) {
-      counts.token = {};
-      counts.introspect = 0;
-      counts.connections = 0;
-    }
+  process.on('message', (message: ControlMessage) => {
+    if (message.type !== 'control') return;
+    const answer: ChildMessage = { type: 'control', id: message.id, counts: control(state, message) };
     process.send?.(answer);
   });
   process.once('disconnect', () => process.exit(0));

@@ -34,3 +34,13 @@ export function formatCount(value: number): string {
 export function formatRatio(value: number): string {
   return `${value.toFixed(2)}x`;
 }
+
+/** Milliseconds, with more decimals for small values: `0.42 ms`, `12.3 ms`, `1,234 ms`. */
+export function formatMs(ms: number): string {
+  return ms >= 100 ? `${formatCount(ms)} ms` : `${ms.toFixed(ms >= 10 ? 1 : 2)} ms`;
+}
+
+/** Bytes as a whole number: `1,234 B`. */
+export function formatBytes(bytes: number): string {
+  return `${formatCount(bytes)} B`;
+}

@@ -78,6 +78,9 @@ interface KeyState {
   expiredReported?: number;
 }
 
+/** Background renewals in flight at once; due keys beyond this wait in line. */
+const MAX_BACKGROUND_RENEWALS = 32;
+
 const TRANSIENT_OAUTH_ERRORS = new Set(['temporarily_unavailable', 'server_error']);
 
 /**
@@ -121,6 +124,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   readonly #generations = new Map<string, number>();
   readonly #unsubscribe: (() => void) | undefined;
   readonly #scheduler: RefreshScheduler | undefined;
+  readonly #backgroundQueue: string[] = [];
+  #backgroundActive = 0;
   #closed = false;
 
   constructor(options: TokenManagerOptions) {
@@ -260,6 +265,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.#scheduler?.close();
+    this.#backgroundQueue.length = 0;
     this.#unsubscribe?.();
     this.#cache?.clear();
     if (this.#ownsStore) await this.#store.close?.();
@@ -529,15 +535,29 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     this.#schedule(key, tokens);
   }
 
-  /** Background renewal of a due key; failures are reported through events only. */
+  /**
+   * Background renewal of a due key; failures are reported through events only. At most
+   * {@link MAX_BACKGROUND_RENEWALS} run at once, the rest wait in line, so many keys coming due
+   * together neither open thousands of connections nor stall the event loop.
+   */
   #scheduledRenewal(key: string): void {
     if (this.#closed) return;
-    void this.#read(key)
-      .then((current) => {
-        if (current === undefined) return undefined;
-        return this.#renew(key, current);
-      })
-      .catch(() => undefined); // refresh.failed / store.failed already reported it
+    this.#backgroundQueue.push(key);
+    this.#pumpBackground();
+  }
+
+  #pumpBackground(): void {
+    while (this.#backgroundActive < MAX_BACKGROUND_RENEWALS && this.#backgroundQueue.length > 0 && !this.#closed) {
+      const key = this.#backgroundQueue.shift()!;
+      this.#backgroundActive += 1;
+      void this.#read(key)
+        .then((current) => (current === undefined ? undefined : this.#renew(key, current)))
+        .catch(() => undefined) // refresh.failed / store.failed already reported it
+        .finally(() => {
+          this.#backgroundActive -= 1;
+          this.#pumpBackground();
+        });
+    }
   }
 
   #schedule(key: string, tokens: TokenSet): void {
