@@ -121,8 +121,17 @@ export class RedisTokenStore implements TokenStore {
         continue;
       }
       // Woken by the holder's release, or when its TTL runs out (a holder that died never releases).
-      const holderTtl = await this.#call('lock', () => this.#client.pttl(lockKey));
-      await this.#waitForUnlock(key, Math.min(remaining, holderTtl > 0 ? holderTtl + 5 : 25));
+      // Wait for the release before asking for the TTL: the release's message (on the pub/sub
+      // connection) may arrive before the TTL's answer (on this one).
+      const wait = this.#waitForUnlock(key);
+      let holderTtl: number;
+      try {
+        holderTtl = await this.#call('lock', () => this.#client.pttl(lockKey));
+      } catch (error) {
+        wait.cancel();
+        throw error;
+      }
+      await wait.until(Math.min(remaining, holderTtl > 0 ? holderTtl + 5 : 25));
     }
   }
 
@@ -189,20 +198,34 @@ export class RedisTokenStore implements TokenStore {
     };
   }
 
-  #waitForUnlock(key: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      let waiters = this.#lockWaiters.get(key);
-      if (waiters === undefined) this.#lockWaiters.set(key, (waiters = new Set()));
-      const wake = (): void => {
-        clearTimeout(timer);
-        waiters.delete(wake);
-        if (waiters.size === 0) this.#lockWaiters.delete(key);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      timer.unref();
-      waiters.add(wake);
-    });
+  /**
+   * Registers for the key's next unlock at once; `until(ms)` then waits for it, or `ms` at most.
+   */
+  #waitForUnlock(key: string): { until(ms: number): Promise<void>; cancel(): void } {
+    let waiters = this.#lockWaiters.get(key);
+    if (waiters === undefined) this.#lockWaiters.set(key, (waiters = new Set()));
+    const set = waiters;
+    let woken = false;
+    let resolveWait: (() => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const wake = (): void => {
+      woken = true;
+      clearTimeout(timer);
+      set.delete(wake);
+      if (set.size === 0 && this.#lockWaiters.get(key) === set) this.#lockWaiters.delete(key);
+      resolveWait?.();
+    };
+    set.add(wake);
+    return {
+      until: (ms) =>
+        new Promise<void>((resolve) => {
+          if (woken) return resolve();
+          resolveWait = resolve;
+          timer = setTimeout(wake, ms);
+          timer.unref();
+        }),
+      cancel: wake,
+    };
   }
 
   /** One extra connection for pub/sub: the change feed and lock releases. */

@@ -103,6 +103,20 @@ describe('RedisTokenStore specifics', () => {
     await store.close();
   });
 
+  it('a waiter is woken by the release, never left asleep until the holder TTL (regression)', async () => {
+    const prefix = `w-${randomUUID()}:`;
+    const a = standalone(prefix);
+    const b = standalone(prefix);
+    for (let round = 0; round < 30; round++) {
+      const held = await a.lock('k', { ttlMs: 60_000, waitMs: 1000 });
+      const waiting = b.lock('k', { ttlMs: 60_000, waitMs: 3000 });
+      await new Promise((r) => setTimeout(r, round % 5));
+      await held.release();
+      await (await waiting).release(); // a lost wake-up would sleep ~60 s and miss waitMs
+    }
+    await Promise.all([teardown(a), teardown(b)]);
+  }, 30_000);
+
   it('keeps token values out of errors', async () => {
     const store = standalone(`s-${randomUUID()}:`);
     await store.close();
