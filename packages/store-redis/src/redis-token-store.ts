@@ -151,8 +151,8 @@ export class RedisTokenStore implements TokenStore {
     this.#listeners.clear();
     for (const waiters of this.#lockWaiters.values()) for (const wake of waiters) wake();
     this.#lockWaiters.clear();
-    this.#subscriber?.disconnect();
-    if (this.#ownsClient) this.#client.disconnect();
+    const connections = [this.#subscriber, this.#ownsClient ? this.#client : undefined];
+    await Promise.all(connections.map((connection) => (connection === undefined ? undefined : closeConnection(connection))));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -301,6 +301,29 @@ export class RedisTokenStore implements TokenStore {
 
   #lockKey(key: string): string {
     return `${this.#prefix}{${encodeURIComponent(key)}}:lock`;
+  }
+}
+
+/**
+ * QUIT lets commands already sent finish (ioredis re-subscribes after a reconnect without handling
+ * a failure, so cutting the connection under it leaves an unhandled rejection); a connection that
+ * cannot say goodbye within a second (Redis down) is cut.
+ */
+async function closeConnection(connection: Redis | Cluster): Promise<void> {
+  if (connection.status === 'end') return;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      connection.quit(),
+      new Promise((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error('quit timed out')), 1000);
+        timer.unref();
+      }),
+    ]);
+  } catch {
+    connection.disconnect();
+  } finally {
+    clearTimeout(timer);
   }
 }
 
