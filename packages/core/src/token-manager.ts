@@ -7,6 +7,8 @@ import { ConfigurationError, IdTokenError, OAuthError, ResponseError, TesseraErr
 import type { RevocationResult, TokenManagerEvents } from './events.js';
 import { fetchWithTokens, tokenSources } from './http-integration.js';
 import type { TokenSource } from './http-integration.js';
+import { coarseNow, releaseCoarseClock, useCoarseClock } from './internal/coarse-clock.js';
+import { NearCache } from './internal/near-cache.js';
 import { RefreshScheduler } from './internal/refresh-scheduler.js';
 import { MemoryTokenStore } from './memory-token-store.js';
 import { tokenSetFromResponse } from './token-set.js';
@@ -78,6 +80,9 @@ interface KeyState {
   expiredReported?: number;
 }
 
+/** How far beyond the coarse clock a cached token must still be fresh to skip the precise check. */
+const HOT_PATH_MARGIN_MS = 1000;
+
 /** Background renewals in flight at once; due keys beyond this wait in line. */
 const MAX_BACKGROUND_RENEWALS = 32;
 
@@ -108,13 +113,15 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   #dpopJkt: string | undefined;
   readonly #dpopJktReady: Promise<string | undefined>;
   readonly #now: () => number;
+  /** The hot path's clock: the coarse clock, unless a `now` was injected (tests use it exactly). */
+  readonly #hotNow: (() => number) | undefined;
   readonly #minDelayMs: number;
   readonly #maxDelayMs: number;
   readonly #lockTtlMs: number;
   readonly #lockWaitMs: number;
   readonly #states = new Map<string, KeyState>();
   /** Token sets known to match the store; only used when the store has a change feed. */
-  readonly #cache: Map<string, TokenSet | null> | undefined;
+  readonly #cache: NearCache | undefined;
   /**
    * The last token set read or written per key, kept even when the near-cache entry is
    * invalidated: while the store is unavailable, a token that has not expired is still served.
@@ -124,7 +131,9 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   readonly #generations = new Map<string, number>();
   readonly #unsubscribe: (() => void) | undefined;
   readonly #scheduler: RefreshScheduler | undefined;
-  readonly #backgroundQueue: string[] = [];
+  /** Due keys waiting for a background renewal slot, read from `#backgroundHead` (no O(n) shift). */
+  #backgroundQueue: string[] = [];
+  #backgroundHead = 0;
   #backgroundActive = 0;
   #closed = false;
 
@@ -138,6 +147,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     this.#grant = options.grant;
     this.#skewMs = seconds(options.refreshSkewSeconds, 60, 'refreshSkewSeconds') * 1000;
     this.#now = options.now ?? Date.now;
+    this.#hotNow = options.now === undefined ? coarseNow : undefined;
+    if (this.#hotNow !== undefined) useCoarseClock();
     this.#minDelayMs = options.retry?.minDelayMs ?? 1000;
     this.#maxDelayMs = options.retry?.maxDelayMs ?? 60_000;
     this.#lockTtlMs = options.lock?.ttlMs ?? 30_000;
@@ -154,7 +165,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       this.#scheduler = new RefreshScheduler(this.#now, (key) => this.#scheduledRenewal(key));
     }
     if (this.#store.subscribe !== undefined) {
-      this.#cache = new Map();
+      this.#cache = new NearCache((tokens) => this.#boundToUs(tokens), this.#skewMs);
       this.#unsubscribe = this.#store.subscribe(
         (key) => {
           this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
@@ -264,8 +275,10 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#hotNow !== undefined) releaseCoarseClock();
     this.#scheduler?.close();
-    this.#backgroundQueue.length = 0;
+    this.#backgroundQueue = [];
+    this.#backgroundHead = 0;
     this.#unsubscribe?.();
     this.#cache?.clear();
     if (this.#ownsStore) await this.#store.close?.();
@@ -275,8 +288,9 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   #validAccessToken(key: string): Promise<string> {
     // Hot path: a fresh, correctly bound token from the near-cache, without an await.
-    const cached = this.#cache?.get(key);
-    if (cached && this.#isFresh(cached) && this.#boundToUs(cached)) return Promise.resolve(cached.accessToken);
+    // The coarse clock may lag a tick (or a blocked event loop): a second of margin covers it.
+    const cached = this.#cache?.fresh(key, this.#hotNow === undefined ? this.#now() : this.#hotNow() + HOT_PATH_MARGIN_MS);
+    if (cached !== undefined) return Promise.resolve(cached);
     return this.#slowValidAccessToken(key);
   }
 
@@ -296,7 +310,11 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       throw error;
     }
     const usable = current !== undefined && this.#boundToUs(current) ? current : undefined;
-    if (usable !== undefined && this.#isFresh(usable)) return usable;
+    if (usable !== undefined && this.#isFresh(usable)) {
+      // Cached before the DPoP thumbprint was known? Re-evaluate, so the hot path finds it.
+      if (this.#cache?.get(key) === usable) this.#cache.set(key, usable);
+      return usable;
+    }
     const state = this.#state(key);
     // After a transient failure, keep serving a token that has not expired instead of hammering.
     if (usable !== undefined && !this.#isExpired(usable) && this.#now() < state.backoffUntil) return usable;
@@ -547,8 +565,12 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   }
 
   #pumpBackground(): void {
-    while (this.#backgroundActive < MAX_BACKGROUND_RENEWALS && this.#backgroundQueue.length > 0 && !this.#closed) {
-      const key = this.#backgroundQueue.shift()!;
+    while (this.#backgroundActive < MAX_BACKGROUND_RENEWALS && this.#backgroundHead < this.#backgroundQueue.length && !this.#closed) {
+      const key = this.#backgroundQueue[this.#backgroundHead++]!;
+      if (this.#backgroundHead === this.#backgroundQueue.length) {
+        this.#backgroundQueue = [];
+        this.#backgroundHead = 0;
+      }
       this.#backgroundActive += 1;
       void this.#read(key)
         .then((current) => (current === undefined ? undefined : this.#renew(key, current)))

@@ -320,14 +320,15 @@ describe('with a scripted token endpoint', () => {
       const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', autoRefresh: { aheadSeconds: 120 } });
       const events = record(manager);
       await Promise.all(['a', 'b', 'c'].map((key) => manager.for(key).getValidAccessToken()));
-      expect(jest.getTimerCount()).toBe(1);
+      // one scheduler timer for every key, plus the process-wide coarse clock of the hot path
+      expect(jest.getTimerCount()).toBe(2);
       // at most 10% of 3600 s (capped at 30 s) jitter on top of 120 s ahead
       await jest.advanceTimersByTimeAsync((3600 - 120 - 30) * 1000 - 1);
       expect(events.filter((e) => e.name === 'token.acquired')).toHaveLength(3);
       await jest.advanceTimersByTimeAsync(30_001);
       while (events.filter((e) => e.name === 'token.acquired').length < 6) await new Promise((r) => setImmediate(r));
       expect(tokenRequests()).toBe(6);
-      expect(jest.getTimerCount()).toBe(1);
+      expect(jest.getTimerCount()).toBe(2);
       await manager.close();
       expect(jest.getTimerCount()).toBe(0);
     });
