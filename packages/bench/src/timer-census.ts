@@ -1,15 +1,18 @@
 /**
- * Counts the timers a piece of code creates: while installed, `globalThis.setTimeout` and
- * `clearTimeout` are wrapped, and every timer is attributed to an origin by its callback's source
- * text (e.g. the refresh scheduler's `() => this.#fire()`). Node's own internal timers (socket
- * timeouts, keep-alive) do not go through the global and are not counted.
+ * Counts the timers a piece of code creates: while installed, `globalThis.setTimeout`,
+ * `setInterval`, `clearTimeout` and `clearInterval` are wrapped, and every timer is attributed to an
+ * origin by its callback's source text (e.g. the refresh scheduler's `() => this.#fire()`). Node's
+ * own internal timers (socket timeouts, keep-alive) do not go through the globals and are not
+ * counted.
  */
 
 /** One origin's figures. */
 export interface TimerOrigin {
-  /** `setTimeout` calls. */
+  /** `setTimeout` and `setInterval` calls. */
   created: number;
-  /** The most timers of this origin pending at once (created, neither fired nor cleared). */
+  /** Of which `setInterval`. */
+  intervals: number;
+  /** The most timers of this origin pending at once (created, neither fired nor cleared; an interval until cleared). */
   maxLive: number;
 }
 
@@ -31,6 +34,8 @@ const OTHER = 'other';
 export function installTimerCensus(origins: TimerOrigins): TimerCensus {
   const originalSetTimeout = globalThis.setTimeout;
   const originalClearTimeout = globalThis.clearTimeout;
+  const originalSetInterval = globalThis.setInterval;
+  const originalClearInterval = globalThis.clearInterval;
   const figures = new Map<string, TimerOrigin & { live: number }>();
   /** The origin of every pending timer. */
   const pending = new Map<unknown, string>();
@@ -44,7 +49,7 @@ export function installTimerCensus(origins: TimerOrigins): TimerCensus {
   const entry = (origin: string): TimerOrigin & { live: number } => {
     let found = figures.get(origin);
     if (found === undefined) {
-      found = { created: 0, maxLive: 0, live: 0 };
+      found = { created: 0, intervals: 0, maxLive: 0, live: 0 };
       figures.set(origin, found);
     }
     return found;
@@ -54,6 +59,14 @@ export function installTimerCensus(origins: TimerOrigins): TimerCensus {
     if (origin === undefined) return;
     pending.delete(timer);
     entry(origin).live--;
+  };
+
+  const track = (timer: unknown, origin: string): void => {
+    const figure = entry(origin);
+    figure.created++;
+    figure.live++;
+    figure.maxLive = Math.max(figure.maxLive, figure.live);
+    pending.set(timer, origin);
   };
 
   const wrappedSetTimeout = (callback: (...args: unknown[]) => void, delay?: number, ...args: unknown[]) => {
@@ -66,12 +79,18 @@ export function installTimerCensus(origins: TimerOrigins): TimerCensus {
       delay,
       ...args,
     );
-    const figure = entry(origin);
-    figure.created++;
-    figure.live++;
-    figure.maxLive = Math.max(figure.maxLive, figure.live);
-    pending.set(timer, origin);
+    track(timer, origin);
     return timer;
+  };
+  const wrappedSetInterval = (callback: (...args: unknown[]) => void, delay?: number, ...args: unknown[]) => {
+    const timer: NodeJS.Timeout = originalSetInterval(callback, delay, ...args);
+    entry(originOf(callback)).intervals++;
+    track(timer, originOf(callback));
+    return timer;
+  };
+  const wrappedClearInterval = (timer: Parameters<typeof clearInterval>[0]): void => {
+    settle(timer);
+    originalClearInterval(timer);
   };
   const wrappedClearTimeout = (timer: Parameters<typeof clearTimeout>[0]): void => {
     settle(timer);
@@ -80,13 +99,22 @@ export function installTimerCensus(origins: TimerOrigins): TimerCensus {
 
   globalThis.setTimeout = Object.assign(wrappedSetTimeout, originalSetTimeout) as typeof setTimeout;
   globalThis.clearTimeout = wrappedClearTimeout as typeof clearTimeout;
+  globalThis.setInterval = Object.assign(wrappedSetInterval, originalSetInterval) as typeof setInterval;
+  globalThis.clearInterval = wrappedClearInterval as typeof clearInterval;
   return {
     byOrigin: () =>
-      new Map([...figures].map(([origin, { created, maxLive }]) => [origin, { created, maxLive }])),
+      new Map(
+        [...figures].map(([origin, { created, intervals, maxLive }]) => [
+          origin,
+          { created, intervals, maxLive },
+        ]),
+      ),
     live: () => pending.size,
     uninstall: () => {
       globalThis.setTimeout = originalSetTimeout;
       globalThis.clearTimeout = originalClearTimeout;
+      globalThis.setInterval = originalSetInterval;
+      globalThis.clearInterval = originalClearInterval;
     },
   };
 }

@@ -17,7 +17,8 @@
  */
 import { Client, TokenManager } from '@tessera/core';
 import type { GrantOptions, Parameters as RequestParameters, TokenResponse } from '@tessera/core';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import type { IntervalHistogram } from 'node:perf_hooks';
 import { heapUsedAfterGc } from '../measure.js';
 import { STATIC_TOKEN_RESPONSE } from '../static-token-server.js';
@@ -52,7 +53,10 @@ const TIMER_ORIGINS: TimerOrigins = [
   ['memory store lock TTL', 'holder.timer = undefined'],
   ['memory store lock wait', 'waiter.timer = undefined'],
   ['HTTP request timeout', 'timedOut = true'],
+  ['coarse clock ticker', 'nowMs = Date.now()'],
 ];
+/** The benchmark's own timers, taken before the census wraps the globals, so they are not counted. */
+const benchTimers = { setTimeout, clearTimeout, setInterval, clearInterval };
 /** The origin the "one timer" target is about. */
 export const SCHEDULER_TIMERS = 'refresh scheduler';
 
@@ -70,6 +74,10 @@ export interface CycleFigures {
   windowMs: number;
   /** Event-loop delay over that window, ms. */
   loopDelay: { p50: number; p99: number; max: number };
+  /** Garbage collections over the window: how many, the longest pause and all pauses, ms. */
+  gc: { count: number; longestMs: number; totalMs: number };
+  /** CPU time the hypervisor gave to others over the window (Linux `steal`), ms; `undefined` elsewhere. */
+  stealMs: number | undefined;
   /** Active resources: the peak of each type over the window. */
   peakResources: ReadonlyMap<string, number>;
   /** Renewals of the next cycle started before this one ended. */
@@ -200,14 +208,14 @@ class RenewalCounter {
   /** Resolves with `true` once `target` renewals ended, `false` at the deadline. */
   waitFor(target: number, deadlineMs: number): Promise<boolean> {
     return new Promise((resolve) => {
-      const deadline = setTimeout(() => {
+      const deadline = benchTimers.setTimeout(() => {
         this.#waiting = undefined;
         resolve(false);
       }, deadlineMs);
       this.#waiting = {
         target,
         resolve: () => {
-          clearTimeout(deadline);
+          benchTimers.clearTimeout(deadline);
           resolve(true);
         },
       };
@@ -231,24 +239,39 @@ class CycleWatch {
   readonly #histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   readonly #peak = new Map<string, number>();
   readonly #sampler: NodeJS.Timeout;
+  readonly #gcObserver: PerformanceObserver;
+  #gc = { count: 0, longestMs: 0, totalMs: 0 };
+  #stealAtStart = stealMs();
   firstRefreshAt = 0;
 
   constructor(client: ObservedClient) {
     this.#histogram.enable();
+    this.#gcObserver = new PerformanceObserver((list) => {
+      if (this.firstRefreshAt === 0) return;
+      for (const entry of list.getEntries()) {
+        this.#gc.count++;
+        this.#gc.totalMs += entry.duration;
+        this.#gc.longestMs = Math.max(this.#gc.longestMs, entry.duration);
+      }
+    });
+    this.#gcObserver.observe({ entryTypes: ['gc'] });
     client.onNextRefresh = () => {
       this.firstRefreshAt = performance.now();
       this.#histogram.reset();
+      this.#stealAtStart = stealMs();
     };
-    this.#sampler = setInterval(() => {
+    this.#sampler = benchTimers.setInterval(() => {
       for (const [type, count] of resourceCounts()) {
         this.#peak.set(type, Math.max(this.#peak.get(type) ?? 0, count));
       }
     }, SAMPLE_EVERY_MS);
   }
 
-  stop(): { loopDelay: CycleFigures['loopDelay']; peakResources: ReadonlyMap<string, number> } {
+  stop(): Pick<CycleFigures, 'loopDelay' | 'peakResources' | 'gc' | 'stealMs'> {
     this.#histogram.disable();
-    clearInterval(this.#sampler);
+    benchTimers.clearInterval(this.#sampler);
+    this.#gcObserver.disconnect();
+    const steal = stealMs();
     // A sample is the time between two ticks of a RESOLUTION_MS timer: an idle loop reads about
     // 10.1 ms. The delay is what is beyond the interval.
     const ms = (ns: number): number => Math.max(0, ns / 1e6 - RESOLUTION_MS);
@@ -259,7 +282,21 @@ class CycleWatch {
         max: ms(this.#histogram.max),
       },
       peakResources: this.#peak,
+      gc: this.#gc,
+      stealMs:
+        steal === undefined || this.#stealAtStart === undefined ? undefined : steal - this.#stealAtStart,
     };
+  }
+}
+
+/** CPU time stolen by the hypervisor so far, all CPUs, ms (Linux `/proc/stat`); `undefined` elsewhere. */
+function stealMs(): number | undefined {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+    const ticks = Number(cpu[8]); // cpu user nice system idle iowait irq softirq steal
+    return Number.isFinite(ticks) ? ticks * 10 : undefined; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
   }
 }
 
@@ -316,7 +353,7 @@ export async function measureManyKeys(server: StaticTokenServer, keys: number): 
     for (let cycle = 1; cycle <= 2; cycle++) {
       const watch = new CycleWatch(client);
       const finished = await counter.waitFor(keys * cycle, CYCLE_DEADLINE_MS);
-      const { loopDelay, peakResources } = watch.stop();
+      const watched = watch.stop();
       const end = { refreshed: counter.refreshed, failed: counter.failed, started: client.refreshesStarted };
       // Cycle 1's answers are in: from now on refreshes get a long-lived token.
       if (cycle === 1) await server.control({ expiresIn: STATIC_TOKEN_RESPONSE.expires_in });
@@ -328,8 +365,7 @@ export async function measureManyKeys(server: StaticTokenServer, keys: number): 
         refreshRequests: refreshRequests(boundary.counts, counts),
         connections: counts.connections - boundary.counts.connections,
         windowMs: watch.firstRefreshAt === 0 ? 0 : counter.lastRefreshAt - watch.firstRefreshAt,
-        loopDelay,
-        peakResources,
+        ...watched,
         overlap: Math.max(0, end.started - end.refreshed - end.failed),
         deadlineHit: !finished,
         // With many renewals in flight, the heap holds their requests and sockets too.
@@ -401,6 +437,14 @@ export function manyKeysTable(f: ManyKeysFigures): string {
         `cycle ${n}: event-loop delay p50 / p99 / max (beyond the ${RESOLUTION_MS} ms sampling interval)`,
         `${formatMs(c.loopDelay.p50)} / ${formatMs(c.loopDelay.p99)} / ${formatMs(c.loopDelay.max)}`,
       ],
+      [
+        `cycle ${n}: GC pauses: count / longest / total`,
+        `${formatCount(c.gc.count)} / ${formatMs(c.gc.longestMs)} / ${formatMs(c.gc.totalMs)}`,
+      ],
+      [
+        `cycle ${n}: CPU time stolen by the hypervisor (both CPUs)`,
+        c.stealMs === undefined ? 'n/a' : formatMs(c.stealMs),
+      ],
       [`cycle ${n}: active resources, peak of each type`, describeResources(c.peakResources)],
     );
     if (i === 0 && f.cycles.length > 1) {
@@ -413,9 +457,13 @@ export function manyKeysTable(f: ManyKeysFigures): string {
       [...f.failures].map(([code, count]) => `${code} ${formatCount(count)}`).join(', '),
     ]);
   }
-  for (const [origin, { created, maxLive }] of [...f.timers].sort(([, a], [, b]) => b.created - a.created)) {
+  for (const [origin, { created, intervals, maxLive }] of [...f.timers].sort(
+    ([, a], [, b]) => b.created - a.created,
+  )) {
+    const kind =
+      intervals === 0 ? 'setTimeout' : intervals === created ? 'setInterval' : 'setTimeout/setInterval';
     rows.push([
-      `setTimeout calls: ${origin} (most pending at once)`,
+      `${kind} calls: ${origin} (most pending at once)`,
       `${formatCount(created)} (${formatCount(maxLive)})`,
     ]);
   }
