@@ -167,56 +167,65 @@ export class HttpTransport {
     return ceiling / 2 + Math.random() * (ceiling / 2);
   }
 
+  /**
+   * One attempt, bounded by `timeoutMs` and the caller's signal. The deadline and the signal settle
+   * the attempt themselves instead of waiting for the socket to report an error: whatever the server
+   * does (a `101 Switching Protocols`, 1xx answers without end, a body that never finishes, a socket
+   * closed without an error event), the attempt ends in time.
+   */
   async #attempt(exchange: Exchange, request: HttpRequest): Promise<HttpResponse> {
     const { endpoint, signal } = exchange;
     this.assertUrl(request.url, endpoint);
     if (signal?.aborted) throw aborted(endpoint, signal.reason);
 
-    let timedOut = false;
     let cancel: (() => void) | undefined;
-    let stream: IncomingMessage | undefined;
-    const stop = (): void => {
-      cancel?.();
-      stream?.destroy();
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      stop();
-    }, this.#timeoutMs);
-    signal?.addEventListener('abort', stop, { once: true });
-    const failure = (cause: unknown): never => {
-      if (timedOut) throw new TransportError('TIMEOUT', `${endpoint} did not answer within ${this.#timeoutMs} ms`, { endpoint }, { cause: strip(cause) });
-      if (signal?.aborted) throw aborted(endpoint, signal.reason);
-      throw networkError(endpoint, cause);
-    };
-
+    const stop = (): void => cancel?.();
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const interrupted = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        stop();
+        reject(new TransportError('TIMEOUT', `${endpoint} did not answer within ${this.#timeoutMs} ms`, { endpoint }));
+      }, this.#timeoutMs);
+      onAbort = () => {
+        stop();
+        reject(aborted(endpoint, signal?.reason));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    const work = this.#exchangeOnce(endpoint, request, (c) => (cancel = c));
+    work.catch(() => undefined); // it may lose the race; its late failure is of no interest then
     try {
-      let status: number;
-      try {
-        const opened = this.#axios === undefined
-          ? this.#openWithNode(request, (c) => (cancel = c))
-          : this.#openWithAxios(this.#axios, request, (c) => (cancel = c));
-        ({ status, stream } = await opened);
-      } catch (cause) {
-        return failure(cause);
-      }
-      const headers = flattenHeaders(stream.headers);
-      if (Number(headers['content-length']) > this.#maxResponseBytes) {
-        stream.destroy();
-        throw tooLarge(endpoint, status, this.#maxResponseBytes);
-      }
-      let body: Buffer;
-      try {
-        body = await readBody(stream, this.#maxResponseBytes);
-      } catch (cause) {
-        if (cause === TOO_LARGE) throw tooLarge(endpoint, status, this.#maxResponseBytes);
-        return failure(cause);
-      }
-      return { status, headers, body, receivedAt: Date.now() };
+      return await Promise.race([work, interrupted]);
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', stop);
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** Sends the request and reads the whole response; `onCancel` receives what stops it. */
+  async #exchangeOnce(endpoint: string, request: HttpRequest, onCancel: (cancel: () => void) => void): Promise<HttpResponse> {
+    let opened: Opened;
+    try {
+      opened = this.#axios === undefined ? await this.#openWithNode(request, onCancel) : await this.#openWithAxios(this.#axios, request, onCancel);
+    } catch (cause) {
+      throw networkError(endpoint, cause);
+    }
+    const { status, stream } = opened;
+    onCancel(() => stream?.destroy());
+    const headers = flattenHeaders(opened.headers);
+    if (Number(headers['content-length']) > this.#maxResponseBytes) {
+      stream?.destroy();
+      throw tooLarge(endpoint, status, this.#maxResponseBytes);
+    }
+    let body: Buffer;
+    try {
+      body = stream === undefined ? Buffer.alloc(0) : await readBody(stream, this.#maxResponseBytes);
+    } catch (cause) {
+      if (cause === TOO_LARGE) throw tooLarge(endpoint, status, this.#maxResponseBytes);
+      throw networkError(endpoint, cause);
+    }
+    return { status, headers, body, receivedAt: Date.now() };
   }
 
   /**
@@ -224,10 +233,7 @@ export class HttpTransport {
    * pipeline cost several times the whole exchange (see BENCHMARKS.md). No redirects are
    * followed: a 3xx is a response like any other.
    */
-  #openWithNode(
-    request: HttpRequest,
-    onCancel: (cancel: () => void) => void,
-  ): Promise<{ status: number; stream: IncomingMessage }> {
+  #openWithNode(request: HttpRequest, onCancel: (cancel: () => void) => void): Promise<Opened> {
     return new Promise((resolve, reject) => {
       const target = this.#target(request.url);
       const headers: Record<string, string | number> = { ...this.#headers, ...request.headers };
@@ -242,10 +248,18 @@ export class HttpTransport {
           headers,
           agent: target.secure ? this.#httpsAgent : this.#httpAgent,
         },
-        (response) => resolve({ status: response.statusCode ?? 0, stream: response }),
+        (response) => resolve({ status: response.statusCode ?? 0, headers: response.headers, stream: response }),
       );
       onCancel(() => req.destroy());
       req.once('error', reject);
+      // A 101 hands the socket over to another protocol: not an answer we can use. It is reported
+      // as the status it is (an HTTP error), with no body, and the socket is closed.
+      req.once('upgrade', (response: IncomingMessage, socket: { destroy(): void }) => {
+        socket.destroy();
+        resolve({ status: response.statusCode ?? 101, headers: response.headers, stream: undefined });
+      });
+      // Closed without a response and without an error (e.g. after an unhandled upgrade).
+      req.once('close', () => reject(new Error('the connection closed before a response')));
       req.end(request.body);
     });
   }
@@ -255,7 +269,7 @@ export class HttpTransport {
     instance: AxiosInstance,
     request: HttpRequest,
     onCancel: (cancel: () => void) => void,
-  ): Promise<{ status: number; stream: IncomingMessage }> {
+  ): Promise<Opened> {
     const controller = new AbortController();
     onCancel(() => controller.abort());
     const response: AxiosResponse<IncomingMessage> = await instance.request<IncomingMessage>({
@@ -274,9 +288,7 @@ export class HttpTransport {
       proxy: false,
     });
     // Headers as axios normalised them (an interceptor may have changed them).
-    const stream = response.data;
-    Object.defineProperty(stream, 'headers', { value: { ...(response.headers as Record<string, unknown>) }, configurable: true });
-    return { status: response.status, stream };
+    return { status: response.status, headers: { ...(response.headers as Record<string, unknown>) }, stream: response.data };
   }
 
   /** Host, port and path of a URL, parsed once per URL. */
@@ -294,6 +306,13 @@ export class HttpTransport {
     }
     return target;
   }
+}
+
+/** A response whose headers have arrived; `stream` is its body (none for a 101). */
+interface Opened {
+  status: number;
+  headers: Record<string, unknown>;
+  stream: IncomingMessage | undefined;
 }
 
 const TOO_LARGE = Symbol('too large');
