@@ -7,9 +7,10 @@ import { ConfigurationError, OAuthError, ResponseError, TesseraError, TransportE
 import { ClientAuthenticator } from './internal/client-auth.js';
 import { appendParameters } from './internal/form.js';
 import { HttpTransport, parseRetryAfter } from './internal/http.js';
-import type { HttpResponse, RetryPolicy } from './internal/http.js';
+import type { HttpRequest, HttpResponse, RetryPolicy } from './internal/http.js';
 import { joseFailure, validateIdToken } from './internal/id-token.js';
 import { remoteKeySet } from './internal/jwks.js';
+import { CallSecrets } from './internal/redact.js';
 import { errorFromResponse, jsonObject, mediaType, tryJson } from './internal/response.js';
 import type { ResponseContext } from './internal/response.js';
 import { sleep } from './internal/sleep.js';
@@ -66,7 +67,7 @@ const CIBA_HINTS = ['login_hint', 'id_token_hint', 'login_hint_token'] as const;
 const arrivals = new WeakMap<object, number>();
 
 /** Form fields whose values are credentials: kept out of every error text. */
-const SECRET_FIELDS = [
+const SECRET_FIELDS: readonly string[] = [
   'token',
   'refresh_token',
   'client_secret',
@@ -130,6 +131,7 @@ export class Client {
   static async discover(issuer: string | URL, metadata: ClientMetadata, options: ClientOptions = {}): Promise<Client> {
     const expected = typeof issuer === 'string' ? issuer : issuer.href;
     const transport = new HttpTransport(options);
+    const secrets = new CallSecrets([], transport.secrets);
     // Report the most telling failure: a document that was found but unusable beats a 404.
     let notFound: TesseraError | undefined;
     let unusable: TesseraError | undefined;
@@ -152,7 +154,7 @@ export class Client {
         }
         let document: ServerMetadata;
         try {
-          const context = { endpoint, secrets: [] };
+          const context = { endpoint, redactor: secrets.redactor };
           document = parseWith(serverMetadataSchema, jsonObject(response, context, 'issuer'), {
             endpoint,
             status: 200,
@@ -171,10 +173,12 @@ export class Client {
         }
         return new Client(document, metadata, options);
       }
+    } catch (error) {
+      throw secrets.redactor.redactError(error);
     } finally {
       transport.close();
     }
-    throw (unusable ?? notFound)!;
+    throw secrets.redactor.redactError((unusable ?? notFound)!);
   }
 
   /**
@@ -325,11 +329,16 @@ export class Client {
     const form = new URLSearchParams();
     appendParameters(form, parameters);
     form.set('token', token);
+    return this.#redacting([options.bearer], (secrets) => this.#introspect(form, jwt, options, secrets));
+  }
+
+  async #introspect(form: URLSearchParams, jwt: boolean, options: IntrospectionOptions, secrets: CallSecrets): Promise<IntrospectionResponse> {
     const { response, context } = await this.#post('introspection_endpoint', form, {
       policy: 'idempotent',
       signal: options.signal,
       bearer: options.bearer,
       accept: jwt ? JWT_INTROSPECTION_TYPE : 'application/json',
+      secrets,
     });
     if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
     let body: unknown;
@@ -365,11 +374,14 @@ export class Client {
     const form = new URLSearchParams();
     appendParameters(form, parameters);
     form.set('token', token);
-    const { response, context } = await this.#post('revocation_endpoint', form, {
-      policy: 'idempotent',
-      signal: options.signal,
+    await this.#redacting([], async (secrets) => {
+      const { response, context } = await this.#post('revocation_endpoint', form, {
+        policy: 'idempotent',
+        signal: options.signal,
+        secrets,
+      });
+      if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
     });
-    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
   }
 
   /**
@@ -481,10 +493,14 @@ export class Client {
     expectedMember: string,
     options: RequestOptions,
   ): Promise<T> {
-    const { response, context } = await this.#post(name, form, { policy: 'unprocessed', signal: options.signal });
-    if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
-    const body = parseWith(schema, jsonObject(response, context, expectedMember), { ...context, status: response.status });
-    return arrived(body as T, response.receivedAt);
+    return this.#redacting([], async (secrets) => {
+      const { response, context } = await this.#post(name, form, { policy: 'unprocessed', signal: options.signal, secrets });
+      if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
+      const json = jsonObject(response, context, expectedMember);
+      secrets.add(json.device_code, json.auth_req_id); // credentials of the flow, if the answer is refused
+      const body = parseWith(schema, json, { ...context, status: response.status });
+      return arrived(body as T, response.receivedAt);
+    });
   }
 
   #poll(
@@ -502,7 +518,7 @@ export class Client {
     const form = grantForm(grantType, parameters, { [name]: value });
     const arrivedAt = arrivals.get(response) ?? Date.now();
     const interval = response.interval ?? DEFAULT_POLL_INTERVAL_SECONDS;
-    return this.#pollGrant(form, interval, arrivedAt + response.expires_in * 1000, options, what);
+    return this.#redacting([], (secrets) => this.#pollGrant(form, interval, arrivedAt + response.expires_in * 1000, options, what, secrets));
   }
 
   async #grant(
@@ -512,12 +528,15 @@ export class Client {
     fixed: Record<string, string> = {},
   ): Promise<TokenResponse> {
     const form = grantForm(grantType, parameters, fixed);
-    const { response, context } = await this.#post('token_endpoint', form, {
-      policy: 'unprocessed',
-      signal: options.signal,
-      dpop: options.DPoP,
+    return this.#redacting([], async (secrets) => {
+      const { response, context } = await this.#post('token_endpoint', form, {
+        policy: 'unprocessed',
+        signal: options.signal,
+        dpop: options.DPoP,
+        secrets,
+      });
+      return this.#tokenResult(response, context, form, options, secrets);
     });
-    return this.#tokenResult(response, context, form, options);
   }
 
   /**
@@ -533,6 +552,7 @@ export class Client {
     expiresAtMs: number,
     options: PollOptions,
     what: string,
+    secrets: CallSecrets,
   ): Promise<TokenResponse> {
     let interval = intervalSeconds;
     for (;;) {
@@ -542,6 +562,7 @@ export class Client {
           policy: 'none',
           signal: options.signal,
           dpop: options.DPoP,
+          secrets,
         });
         const retryAfter = response.status === 429 || response.status === 503 ? parseRetryAfter(response.headers['retry-after']) : undefined;
         const error = response.status >= 200 && response.status <= 299 ? undefined : errorFromResponse(response, context);
@@ -550,7 +571,7 @@ export class Client {
           wait = Math.max(interval, retryAfter / 1000);
         } else {
           if (error !== undefined) throw error;
-          return await this.#tokenResult(response, context, form, options);
+          return await this.#tokenResult(response, context, form, options, secrets);
         }
       } catch (error) {
         if (error instanceof OAuthError && error.error === 'slow_down') {
@@ -581,6 +602,7 @@ export class Client {
     context: ResponseContext,
     form: URLSearchParams,
     options: GrantOptions,
+    secrets: CallSecrets,
   ): Promise<TokenResponse> {
     if (response.status < 200 || response.status > 299) {
       const error = errorFromResponse(response, context);
@@ -597,10 +619,10 @@ export class Client {
       }
       throw error;
     }
-    const wire = parseWith(tokenResponseSchema, jsonObject(response, context, 'access_token'), {
-      ...context,
-      status: response.status,
-    });
+    const json = jsonObject(response, context, 'access_token');
+    // Tokens of an answer that is about to be refused are still live: keep them out of the error.
+    secrets.add(json.access_token, json.refresh_token, json.id_token);
+    const wire = parseWith(tokenResponseSchema, json, { ...context, status: response.status });
     const tokenType = TOKEN_TYPES[wire.token_type.toLowerCase()];
     if (tokenType === undefined) {
       throw new ResponseError(
@@ -629,9 +651,23 @@ export class Client {
   }
 
   /**
+   * Runs one protocol call; whatever it throws leaves it with every secret of its requests (and
+   * `extra`) redacted, in every form and every field (see `Redactor`).
+   */
+  async #redacting<T>(extra: ReadonlyArray<string | undefined>, call: (secrets: CallSecrets) => Promise<T>): Promise<T> {
+    const secrets = new CallSecrets(SECRET_FIELDS, [...this.#auth.secrets, ...this.#transport.secrets, ...extra]);
+    try {
+      return await call(secrets);
+    } catch (error) {
+      throw secrets.redactor.redactError(error);
+    }
+  }
+
+  /**
    * POSTs a form to an endpoint with client (or bearer) authentication and, when given, a DPoP
-   * proof; all built anew for each attempt. A `use_dpop_nonce` answer is retried exactly once with
-   * the nonce the server sent (RFC 9449 §8); a second one is returned as it is.
+   * proof; all built anew for each attempt, and each recorded in `secrets`. A `use_dpop_nonce`
+   * answer is retried exactly once with the nonce the server sent (RFC 9449 §8); a second one is
+   * returned as it is.
    */
   async #post(
     name: EndpointName,
@@ -642,23 +678,17 @@ export class Client {
       bearer?: string | undefined;
       accept?: string;
       dpop?: DPoPHandle | undefined;
+      secrets: CallSecrets;
     },
   ): Promise<{ response: HttpResponse; context: ResponseContext }> {
     const url = this.#endpoint(name);
-    const auth = this.#auth;
-    let secrets: string[] | undefined;
+    const { dpop, secrets } = options;
     const context: ResponseContext = {
       endpoint: LABELS[name],
-      // Needed only when an error text is built: computed then, not on every request.
-      get secrets(): string[] {
-        if (secrets === undefined) {
-          secrets = [...auth.secrets, ...(options.bearer === undefined ? [] : [options.bearer])];
-          for (const field of SECRET_FIELDS) secrets.push(...form.getAll(field));
-        }
-        return secrets;
+      get redactor() {
+        return secrets.redactor;
       },
     };
-    const { dpop } = options;
     for (let attempt = 0; ; attempt++) {
       const response = await this.#transport.send({
         endpoint: context.endpoint,
@@ -673,7 +703,9 @@ export class Client {
           if (options.bearer === undefined) await this.#auth.apply(url, headers, body);
           else headers.authorization = `Bearer ${options.bearer}`;
           if (dpop !== undefined) headers.dpop = await dpop.proof('POST', url);
-          return { method: 'POST', url, headers, body: body.toString() };
+          const request: HttpRequest = { method: 'POST', url, headers, body: body.toString() };
+          secrets.sent(request);
+          return request;
         },
       });
       if (dpop === undefined) return { response, context };

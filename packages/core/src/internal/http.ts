@@ -11,6 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { ConfigurationError, ResponseError, TransportError } from '../errors.js';
 import type { ClientOptions } from '../types.js';
+import { headerSecrets } from './redact.js';
 import { aborted, sleep } from './sleep.js';
 
 /** A request ready to send. Built anew for every attempt (a client assertion must not repeat). */
@@ -75,6 +76,8 @@ export class HttpTransport {
   readonly #allowInsecure: boolean;
   readonly #headers: Record<string, string>;
   readonly #checkedUrls = new Map<string, true>();
+  /** Values of the caller's `headers` that are credentials, for redaction. */
+  readonly secrets: readonly string[];
 
   constructor(options: ClientOptions = {}) {
     this.#axios = options.axios;
@@ -92,6 +95,7 @@ export class HttpTransport {
     this.#maxDelayMs = nonNegative(options.retry?.maxDelayMs, 10_000, 'retry.maxDelayMs');
     this.#allowInsecure = options.allowInsecureRequests === true;
     this.#headers = { 'user-agent': 'tessera', ...lowerCaseKeys(options.headers ?? {}) };
+    this.secrets = headerSecrets(this.#headers);
   }
 
   /**

@@ -7,6 +7,7 @@ import { createRemoteJWKSet, customFetch } from 'jose';
 import type { JWTVerifyGetKey } from 'jose';
 import { ConfigurationError } from '../errors.js';
 import type { HttpTransport } from './http.js';
+import { Redactor } from './redact.js';
 import { errorFromResponse } from './response.js';
 
 /** How long an unknown `kid` must wait before another JWKS refetch. */
@@ -35,7 +36,7 @@ export function remoteKeySet(transport: HttpTransport, jwksUri: string | undefin
             signal: init.signal,
             build: () => ({ method: 'GET', url, headers: { accept: 'application/json' } }),
           });
-          if (response.status !== 200) throw errorFromResponse(response, { endpoint, secrets: [] });
+          if (response.status !== 200) throw errorFromResponse(response, { endpoint, redactor: Redactor.NONE });
           return new Response(new Uint8Array(response.body), { status: 200 });
         },
       });

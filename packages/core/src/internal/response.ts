@@ -5,24 +5,20 @@
 import { OAuthError, ResponseError } from '../errors.js';
 import type { TesseraError } from '../errors.js';
 import type { HttpResponse } from './http.js';
+import type { Redactor } from './redact.js';
 import { oauthErrorSchema } from './schemas.js';
 
-/** The endpoint that answered and the secrets of the request, which no error text may contain. */
+/**
+ * The endpoint that answered, and the redactor of the request's secrets. The caller redacts every
+ * error it throws as a whole (`Redactor.redactError`); here only the response body is redacted,
+ * before it is truncated, so a secret cut by the truncation cannot leave a piece behind.
+ */
 export interface ResponseContext {
   endpoint: string;
-  secrets: readonly string[];
+  readonly redactor: Redactor;
 }
 
 const MAX_BODY_IN_ERROR = 2048;
-
-/** Removes every secret of the request from a text that is about to be put in an error. */
-export function redact(text: string, secrets: readonly string[]): string {
-  let result = text;
-  for (const secret of secrets) {
-    if (secret.length >= 4) result = result.split(secret).join('[redacted]');
-  }
-  return result;
-}
 
 /** The media type of a response, lower-cased, without parameters. */
 export function mediaType(response: HttpResponse): string {
@@ -83,7 +79,7 @@ export function errorFromResponse(response: HttpResponse, context: ResponseConte
   if (isObject(json)) {
     const standard = oauthErrorSchema.safeParse(json);
     if (standard.success) return oauthError(standard.data, response, context);
-    const provider = providerError(json, context);
+    const provider = providerError(json);
     if (provider !== undefined) {
       const code = provider.code === undefined ? '' : ` ${provider.code}`;
       return new ResponseError('HTTP_ERROR', `${endpoint} failed (HTTP ${status})${code}: ${provider.message}`, {
@@ -109,32 +105,29 @@ function oauthError(
 ): OAuthError {
   const wwwAuthenticate = response.headers['www-authenticate'];
   return new OAuthError({
-    error: redact(fields.error, context.secrets),
+    error: fields.error,
     endpoint: context.endpoint,
     status: response.status,
     ...(fields.error_description === undefined
       ? {}
-      : { error_description: redact(fields.error_description, context.secrets) }),
+      : { error_description: fields.error_description }),
     ...(fields.error_uri === undefined ? {} : { error_uri: fields.error_uri }),
     ...(wwwAuthenticate === undefined ? {} : { wwwAuthenticate }),
   });
 }
 
 /** Edlink's `{"$error": "..."}` and `{"$request": "...", "$errors": [{code, message}]}` (specs/12 §4). */
-function providerError(
-  json: Record<string, unknown>,
-  context: ResponseContext,
-): { message: string; code?: string; requestId?: string } | undefined {
+function providerError(json: Record<string, unknown>): { message: string; code?: string; requestId?: string } | undefined {
   const requestId = typeof json.$request === 'string' ? { requestId: json.$request } : {};
   if (typeof json.$error === 'string') {
-    return { message: redact(json.$error, context.secrets), ...requestId };
+    return { message: json.$error, ...requestId };
   }
   if (Array.isArray(json.$errors) && json.$errors.length > 0) {
     const errors = json.$errors.filter(isObject);
     const messages = errors.map((e) => (typeof e.message === 'string' ? e.message : '')).filter(Boolean);
     const code = errors.map((e) => e.code).find((c): c is string => typeof c === 'string');
     return {
-      message: redact(messages.join('; ') || 'unknown error', context.secrets),
+      message: messages.join('; ') || 'unknown error',
       ...(code === undefined ? {} : { code }),
       ...requestId,
     };
@@ -142,8 +135,12 @@ function providerError(
   return undefined;
 }
 
+/** The body as text for an error: redacted first, then cut to {@link MAX_BODY_IN_ERROR} characters. */
 function bodyText(response: HttpResponse, context: ResponseContext): string {
-  const text = response.body.subarray(0, MAX_BODY_IN_ERROR).toString('utf8');
-  const suffix = response.body.length > MAX_BODY_IN_ERROR ? '…' : '';
-  return redact(text, context.secrets) + suffix;
+  const { redactor } = context;
+  // Enough beyond the cut for any secret that straddles it to be seen whole.
+  const windowBytes = (MAX_BODY_IN_ERROR + redactor.maxLength) * 4; // UTF-8: at most 4 bytes a character
+  const redacted = redactor.redact(response.body.subarray(0, windowBytes).toString('utf8'));
+  const cut = redacted.length > MAX_BODY_IN_ERROR || response.body.length > windowBytes;
+  return cut ? `${redacted.slice(0, MAX_BODY_IN_ERROR)}…` : redacted;
 }
