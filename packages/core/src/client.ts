@@ -10,6 +10,7 @@ import { HttpTransport, parseRetryAfter } from './internal/http.js';
 import type { HttpRequest, HttpResponse, RetryPolicy } from './internal/http.js';
 import { joseFailure, validateIdToken } from './internal/id-token.js';
 import { remoteKeySet } from './internal/jwks.js';
+import { clientOptionsSchema, parseOptions } from './internal/options.js';
 import { CallSecrets } from './internal/redact.js';
 import { errorFromResponse, jsonObject, mediaType, tryJson } from './internal/response.js';
 import type { ResponseContext } from './internal/response.js';
@@ -129,6 +130,10 @@ export class Client {
    * @see RFC 8414 §3.3
    */
   static async discover(issuer: string | URL, metadata: ClientMetadata, options: ClientOptions = {}): Promise<Client> {
+    if (!(typeof issuer === 'string' && issuer !== '') && !(issuer instanceof URL)) {
+      throw new ConfigurationError('INVALID_CONFIGURATION', 'Client.discover needs the issuer, a URL or a non-empty string');
+    }
+    checkClientArguments(metadata, options);
     const expected = typeof issuer === 'string' ? issuer : issuer.href;
     const transport = new HttpTransport(options);
     const secrets = new CallSecrets([], transport.secrets);
@@ -189,14 +194,12 @@ export class Client {
    *   authentication method that both sides support.
    */
   constructor(server: ServerMetadata, metadata: ClientMetadata, options: ClientOptions = {}) {
+    checkClientArguments(metadata, options);
     let parsed: ServerMetadata;
     try {
       parsed = parseWith(serverMetadataSchema, server, { endpoint: 'server metadata', status: 0 }) as ServerMetadata;
     } catch (error) {
       throw new ConfigurationError('INVALID_CONFIGURATION', (error as Error).message, { cause: error });
-    }
-    if (typeof metadata?.client_id !== 'string' || metadata.client_id === '') {
-      throw new ConfigurationError('INVALID_CONFIGURATION', 'client metadata needs a client_id');
     }
     this.#transport = new HttpTransport(options);
     for (const [name, value] of Object.entries(parsed)) {
@@ -749,6 +752,21 @@ export class Client {
       throw joseFailure(error, fail);
     }
   }
+}
+
+/**
+ * The client metadata must be an object with a `client_id`; the options (when given) valid.
+ * @throws ConfigurationError `INVALID_CONFIGURATION` naming what is wrong.
+ */
+function checkClientArguments(metadata: unknown, options: unknown): asserts options is ClientOptions {
+  if (typeof metadata !== 'object' || metadata === null) {
+    throw new ConfigurationError('INVALID_CONFIGURATION', 'client metadata must be an object with a client_id');
+  }
+  const clientId = (metadata as { client_id?: unknown }).client_id;
+  if (typeof clientId !== 'string' || clientId === '') {
+    throw new ConfigurationError('INVALID_CONFIGURATION', 'client metadata needs a client_id');
+  }
+  parseOptions(clientOptionsSchema, options, 'Client');
 }
 
 /** The form of a grant: the caller's parameters, then the fixed ones and `grant_type`. */

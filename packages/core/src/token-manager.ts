@@ -1,4 +1,5 @@
 import { EventEmitter } from 'eventemitter3';
+import { z } from 'zod';
 import { decodeJwt } from 'jose';
 import type { JWTPayload } from 'jose';
 import type { Client } from './client.js';
@@ -9,6 +10,7 @@ import { fetchWithTokens, tokenSources } from './http-integration.js';
 import type { TokenSource } from './http-integration.js';
 import { coarseNow, releaseCoarseClock, useCoarseClock } from './internal/coarse-clock.js';
 import { NearCache } from './internal/near-cache.js';
+import { fn, nonEmptyString, nonNegativeNumber, parseOptions, positiveNumber } from './internal/options.js';
 import { RefreshScheduler } from './internal/refresh-scheduler.js';
 import { MemoryTokenStore } from './memory-token-store.js';
 import { tokenSetFromResponse } from './token-set.js';
@@ -54,7 +56,59 @@ export interface TokenManagerOptions {
   retry?: { minDelayMs?: number; maxDelayMs?: number };
   /** The store lock around a refresh, when the store has `lock`. @default { ttlMs: 30_000, waitMs: 30_000 } */
   lock?: { ttlMs?: number; waitMs?: number };
+  /**
+   * Every store call (`get`, `set`, `delete`; `lock` beyond its own `waitMs`) rejects with
+   * `TokenStoreError` after this long, so a store that never answers cannot hang a caller.
+   * @default 5000
+   */
+  storeTimeoutMs?: number;
 }
+
+const objectOf = (members: z.ZodRawShape) => z.looseObject(members, { error: 'must be an object' });
+
+/** What the constructor accepts (see {@link TokenManagerOptions}). */
+const optionsSchema = objectOf({
+  client: z.custom<Client>(
+    (v) => typeof v === 'object' && v !== null && typeof (v as Client).refreshTokenGrant === 'function',
+    'is required and must be a Client',
+  ),
+  store: z
+    .custom<TokenStore>(
+      (v) => typeof v === 'object' && v !== null && ['get', 'set', 'delete'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function'),
+      'must be a TokenStore (an object with get, set and delete)',
+    )
+    .optional(),
+  key: nonEmptyString.optional(),
+  grant: z
+    .union(
+      [
+        z.literal('client_credentials'),
+        objectOf({
+          type: nonEmptyString,
+          parameters: z
+            .union([
+              z.instanceof(URLSearchParams),
+              fn,
+              z.record(z.string(), z.union([z.string(), z.array(z.string()), z.undefined()])),
+            ])
+            .optional(),
+        }),
+      ],
+      { error: "must be 'client_credentials' or { type, parameters? } with parameters an object of strings, a URLSearchParams or a function" },
+    )
+    .optional(),
+  refreshSkewSeconds: nonNegativeNumber.optional(),
+  autoRefresh: z.union([z.boolean(), objectOf({ aheadSeconds: nonNegativeNumber.optional() })], { error: 'must be a boolean or { aheadSeconds }' }).optional(),
+  dpop: z
+    .custom<DPoPHandle>((v) => typeof v === 'object' && v !== null && typeof (v as DPoPHandle).proof === 'function', 'must be a DPoPHandle')
+    .optional(),
+  now: fn.optional(),
+  retry: objectOf({ minDelayMs: positiveNumber.optional(), maxDelayMs: positiveNumber.optional() })
+    .refine((r) => (r.minDelayMs ?? 1000) <= (r.maxDelayMs ?? 60_000), 'must have minDelayMs at most maxDelayMs')
+    .optional(),
+  lock: objectOf({ ttlMs: positiveNumber.optional(), waitMs: nonNegativeNumber.optional() }).optional(),
+  storeTimeoutMs: positiveNumber.optional(),
+});
 
 /** The manager's token methods bound to one key. */
 export interface TokenHandle {
@@ -119,6 +173,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   readonly #maxDelayMs: number;
   readonly #lockTtlMs: number;
   readonly #lockWaitMs: number;
+  readonly #storeTimeoutMs: number;
   readonly #states = new Map<string, KeyState>();
   /** Token sets known to match the store; only used when the store has a change feed. */
   readonly #cache: NearCache | undefined;
@@ -139,20 +194,20 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   constructor(options: TokenManagerOptions) {
     super();
-    if (options?.client === undefined) throw new ConfigurationError('INVALID_CONFIGURATION', 'TokenManager needs a client');
+    parseOptions(optionsSchema, options, 'TokenManager');
     this.#client = options.client;
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? new MemoryTokenStore();
     this.#key = options.key ?? 'default';
     this.#grant = options.grant;
-    this.#skewMs = seconds(options.refreshSkewSeconds, 60, 'refreshSkewSeconds') * 1000;
+    this.#skewMs = (options.refreshSkewSeconds ?? 60) * 1000;
     this.#now = options.now ?? Date.now;
     this.#hotNow = options.now === undefined ? coarseNow : undefined;
-    if (this.#hotNow !== undefined) useCoarseClock();
     this.#minDelayMs = options.retry?.minDelayMs ?? 1000;
     this.#maxDelayMs = options.retry?.maxDelayMs ?? 60_000;
     this.#lockTtlMs = options.lock?.ttlMs ?? 30_000;
     this.#lockWaitMs = options.lock?.waitMs ?? 30_000;
+    this.#storeTimeoutMs = options.storeTimeoutMs ?? 5000;
     this.#dpop = options.dpop;
     this.#dpopJktReady = this.#dpop === undefined ? Promise.resolve(undefined) : this.#dpop.thumbprint();
     this.#dpopJktReady.then(
@@ -161,12 +216,12 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     );
     if (options.autoRefresh) {
       const ahead = typeof options.autoRefresh === 'object' ? options.autoRefresh.aheadSeconds : undefined;
-      this.#aheadMs = seconds(ahead, this.#skewMs / 1000, 'autoRefresh.aheadSeconds') * 1000;
+      this.#aheadMs = ahead === undefined ? this.#skewMs : ahead * 1000;
       this.#scheduler = new RefreshScheduler(this.#now, (key) => this.#scheduledRenewal(key));
     }
     if (this.#store.subscribe !== undefined) {
       this.#cache = new NearCache((tokens) => this.#boundToUs(tokens), this.#skewMs);
-      this.#unsubscribe = this.#store.subscribe(
+      this.#unsubscribe = this.#subscribe(
         (key) => {
           this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
           this.#cache?.delete(key);
@@ -180,7 +235,23 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         },
       );
     }
+    // Last: nothing above may throw once the process-wide clock counts this manager as a user.
+    if (this.#hotNow !== undefined) useCoarseClock();
     tokenSources.set(this, this.#source(this.#key));
+  }
+
+  /** The store's change feed; a store whose `subscribe()` throws is a configuration error. */
+  #subscribe(onChange: (key: string) => void, options: { onReset: () => void }): () => void {
+    let unsubscribe: unknown;
+    try {
+      unsubscribe = this.#store.subscribe!(onChange, options);
+    } catch (cause) {
+      throw new ConfigurationError('INVALID_CONFIGURATION', `TokenManager option store: its subscribe() threw${cause instanceof Error ? `: ${cause.message}` : ''}`, { cause });
+    }
+    if (typeof unsubscribe !== 'function') {
+      throw new ConfigurationError('INVALID_CONFIGURATION', 'TokenManager option store: its subscribe() must return an unsubscribe function');
+    }
+    return unsubscribe as () => void;
   }
 
   /** A valid access token for the default key: cached, refreshed or newly acquired as needed. */
@@ -794,12 +865,3 @@ async function releaseQuietly(lock: StoreLock): Promise<void> {
     // The lock expires by its TTL; nothing else to do.
   }
 }
-
-function seconds(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!(value >= 0) || !Number.isFinite(value)) {
-    throw new ConfigurationError('INVALID_CONFIGURATION', `${name} must be a non-negative number of seconds`);
-  }
-  return value;
-}
-

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Cluster } from 'ioredis';
-import { TokenStoreError, freezeTokenSet } from '@tessera/core';
+import { ConfigurationError, TokenStoreError, freezeTokenSet } from '@tessera/core';
 import type { StoreLock, TokenSet, TokenStore, TokenStoreOperation } from '@tessera/core';
 import { DELETE, RELEASE_LOCK, SET_IF_VERSION } from './scripts.js';
 import type { LuaScript } from './scripts.js';
@@ -63,9 +63,7 @@ export class RedisTokenStore implements TokenStore {
   #closed = false;
 
   constructor(options: RedisTokenStoreOptions) {
-    if (options.client === undefined && options.url === undefined) {
-      throw new TypeError('RedisTokenStore needs { client } or { url }');
-    }
+    checkOptions(options);
     this.#ownsClient = options.client === undefined;
     this.#client = options.client ?? new Redis(options.url!, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
     if (this.#ownsClient) this.#client.on('error', () => undefined); // failures surface per call
@@ -341,4 +339,25 @@ function strip(error: unknown): Error | undefined {
   const copy = new Error(error.message);
   copy.name = error.name;
   return copy;
+}
+
+/**
+ * @throws ConfigurationError `INVALID_CONFIGURATION` naming the bad option: exactly one of `client`
+ *   and `url`, and numbers that are positive and finite.
+ */
+function checkOptions(options: unknown): asserts options is RedisTokenStoreOptions {
+  const fail = (message: string): never => {
+    throw new ConfigurationError('INVALID_CONFIGURATION', `RedisTokenStore ${message}`);
+  };
+  if (typeof options !== 'object' || options === null) fail('needs options: { client } or { url }');
+  const { client, url, keyPrefix, maxTtlSeconds, commandTimeoutMs } = options as Record<string, unknown>;
+  if ((client === undefined) === (url === undefined)) fail('needs exactly one of the options client and url');
+  if (client !== undefined && (typeof client !== 'object' || client === null || typeof (client as Redis).hmget !== 'function')) {
+    fail('option client must be an ioredis Redis or Cluster client');
+  }
+  if (url !== undefined && (typeof url !== 'string' || url === '')) fail('option url must be a non-empty string');
+  if (keyPrefix !== undefined && typeof keyPrefix !== 'string') fail('option keyPrefix must be a string');
+  for (const [name, value] of Object.entries({ maxTtlSeconds, commandTimeoutMs })) {
+    if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value > 0)) fail(`option ${name} must be a positive number`);
+  }
 }

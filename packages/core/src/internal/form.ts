@@ -19,20 +19,35 @@ export function formEncode(value: string): string {
  */
 export function appendParameters(form: URLSearchParams, parameters: Parameters | undefined): void {
   if (parameters === undefined) return;
-  const entries: Iterable<[string, string | readonly string[] | undefined]> =
-    parameters instanceof URLSearchParams ? parameters.entries() : Object.entries(parameters);
+  const entries: Iterable<[string, unknown]> =
+    parameters instanceof URLSearchParams ? parameters.entries() : Object.entries(checkedParameters(parameters));
   for (const [name, value] of entries) {
     if (value === undefined) continue;
-    const values: readonly string[] = typeof value === 'string' ? [value] : value;
+    if (typeof value !== 'string' && !Array.isArray(value)) throw badParameter(name);
+    const values: readonly unknown[] = typeof value === 'string' ? [value] : value;
     for (const item of values) {
-      if (typeof item !== 'string') {
-        throw new ConfigurationError('INVALID_CONFIGURATION', `parameter ${name} must be a string or an array of strings`);
-      }
+      if (typeof item !== 'string') throw badParameter(name);
       if (item === '') continue;
       if (name === 'resource') assertResource(item);
       form.append(name, item);
     }
   }
+}
+
+/** Parameters must be a `URLSearchParams` or a plain object (not a string, an array, a number). */
+function checkedParameters(parameters: unknown): Record<string, unknown> {
+  const proto = typeof parameters === 'object' && parameters !== null ? Object.getPrototypeOf(parameters) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new ConfigurationError(
+      'INVALID_CONFIGURATION',
+      'parameters must be an object of strings (or arrays of strings) or a URLSearchParams',
+    );
+  }
+  return parameters as Record<string, unknown>;
+}
+
+function badParameter(name: string): ConfigurationError {
+  return new ConfigurationError('INVALID_CONFIGURATION', `parameter ${name} must be a string or an array of strings`);
 }
 
 function assertResource(value: string): void {

@@ -88,11 +88,12 @@ export class HttpTransport {
       ...(options.tls?.key !== undefined ? { key: options.tls.key } : {}),
       ...(options.tls?.ca !== undefined ? { ca: options.tls.ca } : {}),
     });
-    this.#timeoutMs = positive(options.timeoutMs, 10_000, 'timeoutMs');
-    this.#maxResponseBytes = positive(options.maxResponseBytes, 1_048_576, 'maxResponseBytes');
-    this.#retries = Math.floor(nonNegative(options.retry?.retries, 2, 'retry.retries'));
-    this.#minDelayMs = nonNegative(options.retry?.minDelayMs, 100, 'retry.minDelayMs');
-    this.#maxDelayMs = nonNegative(options.retry?.maxDelayMs, 10_000, 'retry.maxDelayMs');
+    // The Client validated the options (internal/options.ts); only defaults are applied here.
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#maxResponseBytes = options.maxResponseBytes ?? 1_048_576;
+    this.#retries = options.retry?.retries ?? 2;
+    this.#minDelayMs = options.retry?.minDelayMs ?? 100;
+    this.#maxDelayMs = options.retry?.maxDelayMs ?? 10_000;
     this.#allowInsecure = options.allowInsecureRequests === true;
     this.#headers = { 'user-agent': 'tessera', ...lowerCaseKeys(options.headers ?? {}) };
     this.secrets = headerSecrets(this.#headers);
@@ -389,20 +390,4 @@ function flattenHeaders(headers: Record<string, unknown>): Record<string, string
 
 function lowerCaseKeys(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!(value > 0) || !Number.isFinite(value)) {
-    throw new ConfigurationError('INVALID_CONFIGURATION', `${name} must be a positive number`);
-  }
-  return value;
-}
-
-function nonNegative(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!(value >= 0) || !Number.isFinite(value)) {
-    throw new ConfigurationError('INVALID_CONFIGURATION', `${name} must be a non-negative number`);
-  }
-  return value;
 }
