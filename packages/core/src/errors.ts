@@ -157,16 +157,22 @@ export class TransportError extends TesseraError {
   readonly endpoint: string;
   /** The system error code where there is one, e.g. `'ECONNREFUSED'`. */
   readonly systemCode?: string;
+  /**
+   * Set by a TokenManager on a refresh that was sent but whose answer was lost: the server may have
+   * rotated the refresh token, and the grant may be lost (RFC 6749 §10.4).
+   */
+  readonly outcomeUnknown?: true;
 
   constructor(
     code: 'NETWORK_ERROR' | 'TIMEOUT' | 'ABORTED',
     message: string,
-    fields: { endpoint: string; systemCode?: string },
+    fields: { endpoint: string; systemCode?: string; outcomeUnknown?: true },
     options?: { cause?: unknown },
   ) {
     super(code, message, options);
     this.endpoint = fields.endpoint;
     if (fields.systemCode !== undefined) this.systemCode = fields.systemCode;
+    if (fields.outcomeUnknown === true) this.outcomeUnknown = true;
   }
 }
 

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'eventemitter3';
 import { z } from 'zod';
 import { decodeJwt } from 'jose';
 import type { JWTPayload } from 'jose';
@@ -8,10 +7,13 @@ import { ConfigurationError, IdTokenError, OAuthError, ResponseError, TesseraErr
 import type { RevocationResult, TokenManagerEvents } from './events.js';
 import { fetchWithTokens, tokenSources } from './http-integration.js';
 import type { TokenSource } from './http-integration.js';
+import { backoffMs } from './internal/backoff.js';
 import { coarseNow, releaseCoarseClock, useCoarseClock } from './internal/coarse-clock.js';
-import { NearCache } from './internal/near-cache.js';
 import { fn, nonEmptyString, nonNegativeNumber, parseOptions, positiveNumber } from './internal/options.js';
 import { RefreshScheduler } from './internal/refresh-scheduler.js';
+import { SafeEventEmitter } from './internal/safe-emitter.js';
+import { tokenResponseSchema } from './internal/schemas.js';
+import { StoreView } from './internal/store-view.js';
 import { MemoryTokenStore } from './memory-token-store.js';
 import { tokenSetFromResponse } from './token-set.js';
 import type { TokenSet } from './token-set.js';
@@ -132,6 +134,8 @@ interface KeyState {
   failures: number;
   /** `expiresAt` of the token set `token.expired` was last emitted for. */
   expiredReported?: number;
+  /** The refresh token whose refresh was sent but whose answer was lost (the server may have rotated it). */
+  answerLost?: string | undefined;
 }
 
 /** How far beyond the coarse clock a cached token must still be fresh to skip the precise check. */
@@ -155,7 +159,7 @@ const TRANSIENT_OAUTH_ERRORS = new Set(['temporarily_unavailable', 'server_error
  * const token = await manager.getValidAccessToken();
  * ```
  */
-export class TokenManager extends EventEmitter<TokenManagerEvents> {
+export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   readonly #client: Client;
   readonly #store: TokenStore;
   readonly #ownsStore: boolean;
@@ -173,18 +177,9 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   readonly #maxDelayMs: number;
   readonly #lockTtlMs: number;
   readonly #lockWaitMs: number;
-  readonly #storeTimeoutMs: number;
   readonly #states = new Map<string, KeyState>();
-  /** Token sets known to match the store; only used when the store has a change feed. */
-  readonly #cache: NearCache | undefined;
-  /**
-   * The last token set read or written per key, kept even when the near-cache entry is
-   * invalidated: while the store is unavailable, a token that has not expired is still served.
-   */
-  readonly #lastSeen = new Map<string, TokenSet>();
-  /** Bumped on every change notice of a key, so a read that raced with a change is not cached. */
-  readonly #generations = new Map<string, number>();
-  readonly #unsubscribe: (() => void) | undefined;
+  /** The store, bounded and checked, with the near-cache and the newest token set of each key. */
+  readonly #view: StoreView;
   readonly #scheduler: RefreshScheduler | undefined;
   /** Due keys waiting for a background renewal slot, read from `#backgroundHead` (no O(n) shift). */
   #backgroundQueue: string[] = [];
@@ -207,7 +202,6 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     this.#maxDelayMs = options.retry?.maxDelayMs ?? 60_000;
     this.#lockTtlMs = options.lock?.ttlMs ?? 30_000;
     this.#lockWaitMs = options.lock?.waitMs ?? 30_000;
-    this.#storeTimeoutMs = options.storeTimeoutMs ?? 5000;
     this.#dpop = options.dpop;
     this.#dpopJktReady = this.#dpop === undefined ? Promise.resolve(undefined) : this.#dpop.thumbprint();
     this.#dpopJktReady.then(
@@ -219,22 +213,16 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       this.#aheadMs = ahead === undefined ? this.#skewMs : ahead * 1000;
       this.#scheduler = new RefreshScheduler(this.#now, (key) => this.#scheduledRenewal(key));
     }
-    if (this.#store.subscribe !== undefined) {
-      this.#cache = new NearCache((tokens) => this.#boundToUs(tokens), this.#skewMs);
-      this.#unsubscribe = this.#subscribe(
-        (key) => {
-          this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
-          this.#cache?.delete(key);
-        },
-        {
-          // The feed may have missed changes (a reconnect): forget everything cached.
-          onReset: () => {
-            for (const key of this.#cache?.keys() ?? []) this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
-            this.#cache?.clear();
-          },
-        },
-      );
-    }
+    this.#view = new StoreView({
+      store: this.#store,
+      timeoutMs: options.storeTimeoutMs ?? 5000,
+      usable: (tokens) => this.#boundToUs(tokens),
+      skewMs: this.#skewMs,
+      now: this.#now,
+      retry: { minDelayMs: this.#minDelayMs, maxDelayMs: this.#maxDelayMs },
+      onFailure: (key, operation, error) => this.#emitSafely('store.failed', { key, operation, error }),
+      ...(this.#store.subscribe === undefined ? {} : { subscribe: (onChange, feed) => this.#subscribe(onChange, feed) }),
+    });
     // Last: nothing above may throw once the process-wide clock counts this manager as a user.
     if (this.#hotNow !== undefined) useCoarseClock();
     tokenSources.set(this, this.#source(this.#key));
@@ -342,7 +330,11 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     return this.#dpop;
   }
 
-  /** Stops the background timer and the change feed, and closes the store if the manager made it. */
+  /**
+   * Stops the background timer and the change feed, waits for renewals in flight (a rotating
+   * refresh must not be cut off: its answer holds the only copy of the new refresh token), and
+   * closes the store if the manager made it.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -350,8 +342,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     this.#scheduler?.close();
     this.#backgroundQueue = [];
     this.#backgroundHead = 0;
-    this.#unsubscribe?.();
-    this.#cache?.clear();
+    await Promise.allSettled([...this.#states.values()].map((state) => state.flight));
+    this.#view.close();
     if (this.#ownsStore) await this.#store.close?.();
   }
 
@@ -360,7 +352,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   #validAccessToken(key: string): Promise<string> {
     // Hot path: a fresh, correctly bound token from the near-cache, without an await.
     // The coarse clock may lag a tick (or a blocked event loop): a second of margin covers it.
-    const cached = this.#cache?.fresh(key, this.#hotNow === undefined ? this.#now() : this.#hotNow() + HOT_PATH_MARGIN_MS);
+    const cached = this.#view.fresh(key, this.#hotNow === undefined ? this.#now() : this.#hotNow() + HOT_PATH_MARGIN_MS);
     if (cached !== undefined) return Promise.resolve(cached);
     return this.#slowValidAccessToken(key);
   }
@@ -374,28 +366,31 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     await this.#dpopJktReady;
     let current: TokenSet | undefined;
     try {
-      current = await this.#read(key);
+      current = await this.#view.read(key);
     } catch (error) {
-      const known = this.#lastSeen.get(key);
+      const known = this.#view.lastKnown(key);
       if (error instanceof TokenStoreError && known !== undefined && this.#boundToUs(known) && !this.#isExpired(known)) return known;
       throw error;
     }
     const usable = current !== undefined && this.#boundToUs(current) ? current : undefined;
     if (usable !== undefined && this.#isFresh(usable)) {
       // Cached before the DPoP thumbprint was known? Re-evaluate, so the hot path finds it.
-      if (this.#cache?.get(key) === usable) this.#cache.set(key, usable);
+      this.#view.recache(key, usable);
       return usable;
     }
-    const state = this.#state(key);
-    // After a transient failure, keep serving a token that has not expired instead of hammering.
-    if (usable !== undefined && !this.#isExpired(usable) && this.#now() < state.backoffUntil) return usable;
-    if (usable !== undefined && this.#isExpired(usable)) this.#reportExpired(key, usable);
-    try {
-      return await this.#renew(key, current);
-    } catch (error) {
-      if (usable !== undefined && !this.#isExpired(usable) && isTransient(error)) return usable;
-      throw error;
+    if (usable !== undefined && !this.#isExpired(usable)) {
+      // Inside the skew but still valid: serve it and renew behind it (not again while backing off
+      // after a failure), so a slow or hung server costs nobody latency until it really expires.
+      if (this.#now() >= this.#state(key).backoffUntil) this.#renewBehind(key, current);
+      return usable;
     }
+    if (usable !== undefined) this.#reportExpired(key, usable);
+    return this.#renew(key, current);
+  }
+
+  /** Starts (or joins) a renewal nobody waits for; its failures are reported through events. */
+  #renewBehind(key: string, seen: TokenSet | undefined): void {
+    this.#renew(key, seen).catch(() => undefined);
   }
 
   /**
@@ -405,7 +400,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   async #renewAfterRejection(key: string, sentAccessToken: string): Promise<TokenSet | undefined> {
     this.#assertOpen();
     await this.#dpopJktReady;
-    const current = await this.#read(key, { bypassCache: true });
+    const current = await this.#view.read(key, { bypassCache: true });
     if (current !== undefined && current.accessToken !== sentAccessToken && this.#boundToUs(current) && !this.#isExpired(current)) {
       return current;
     }
@@ -418,28 +413,26 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   async #getTokens(key: string): Promise<TokenSet | undefined> {
     this.#assertOpen();
-    return this.#read(key);
+    return this.#view.read(key);
   }
 
   async #refreshTokens(key: string): Promise<TokenSet> {
     this.#assertOpen();
     await this.#dpopJktReady;
-    return this.#renew(key, await this.#read(key));
+    return this.#renew(key, await this.#view.read(key));
   }
 
   async #storeTokens(key: string, response: TokenEndpointResponse): Promise<TokenSet> {
     this.#assertOpen();
-    if (typeof response?.access_token !== 'string' || typeof response.token_type !== 'string') {
-      throw new ConfigurationError('INVALID_CONFIGURATION', 'storeTokens needs a token response with access_token and token_type');
-    }
+    const wire = storedResponse(response);
     const jkt = await this.#dpopJktReady;
-    const helper = (response as Partial<TokenResponse>).expiresIn;
-    const expiresIn = typeof helper === 'function' ? helper.call(response) : response.expires_in;
-    const tokens = tokenSetFromResponse(
-      { ...response, ...(expiresIn === undefined ? {} : { expires_in: expiresIn }) },
-      { requestedAtMs: this.#now(), dpopJkt: response.token_type.toLowerCase() === 'dpop' ? jkt : undefined },
-    );
-    await this.#write(key, tokens);
+    const tokens = tokenSetFromResponse(wire, {
+      requestedAtMs: this.#now(),
+      dpopJkt: wire.token_type.toLowerCase() === 'dpop' ? jkt : undefined,
+    });
+    const state = this.#states.get(key);
+    if (state !== undefined) state.expiredReported = undefined;
+    await this.#view.write(key, tokens);
     this.#schedule(key, tokens);
     this.#emitSafely('token.stored', { key, ...summary(tokens) });
     return tokens;
@@ -447,7 +440,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   async #revokeTokens(key: string): Promise<RevocationResult[]> {
     this.#assertOpen();
-    const current = await this.#read(key);
+    const current = await this.#view.read(key);
     const results: RevocationResult[] = [];
     if (current !== undefined) {
       // The refresh token first: revoking it also ends the grant's access tokens (RFC 7009 §2.1).
@@ -470,9 +463,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   async #clearTokens(key: string, reason: 'manual' | 'revoked' | 'invalid_grant'): Promise<void> {
     this.#assertOpen();
-    await this.#storeCall(key, 'delete', () => this.#store.delete(key));
-    this.#cache?.set(key, null);
-    this.#lastSeen.delete(key);
+    await this.#view.delete(key);
     this.#scheduler?.cancel(key);
     this.#states.delete(key);
     this.#emitSafely('token.cleared', { key, reason });
@@ -482,7 +473,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     this.#assertOpen();
     let subject = token;
     if (subject === undefined) {
-      const current = await this.#read(key);
+      const current = await this.#view.read(key);
       if (current === undefined) throw noTokens(key);
       subject = current.accessToken;
     }
@@ -507,10 +498,10 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     let current = seen;
     let version: number | undefined;
     if (this.#store.lock !== undefined) {
-      lock = await this.#storeCall(key, 'lock', () => this.#store.lock!(key, { ttlMs: this.#lockTtlMs, waitMs: this.#lockWaitMs }));
+      lock = await this.#view.lock(key, { ttlMs: this.#lockTtlMs, waitMs: this.#lockWaitMs });
       try {
         // Re-read under the lock: another process may have refreshed while we waited.
-        ({ tokens: current, version } = await this.#readVersioned(key));
+        ({ tokens: current, version } = await this.#view.readVersioned(key));
       } catch (error) {
         await releaseQuietly(lock);
         throw error;
@@ -538,7 +529,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     try {
       response = await this.#client.refreshTokenGrant(current.refreshToken!, undefined, this.#grantOptions());
     } catch (error) {
-      return this.#refreshFailed(key, current, error);
+      return this.#refreshFailed(key, current, answerLost(error) ?? error);
     }
     try {
       checkRefreshedIdToken(current, response);
@@ -546,7 +537,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       return this.#refreshFailed(key, current, error);
     }
     const fresh = tokenSetFromResponse(response, { requestedAtMs: started, previous: current, dpopJkt: this.#boundJkt(response) });
-    const next = await this.#writeRenewed(key, fresh, version);
+    const next = await this.#view.writeRenewed(key, fresh, version, current);
     this.#succeeded(key, next);
     if (next !== fresh) return next; // a newer token set won the conditional write
     this.#emitSafely('token.refreshed', {
@@ -579,7 +570,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       requestedScope: scopeOf(parameters),
       dpopJkt: this.#boundJkt(response),
     });
-    const next = await this.#writeRenewed(key, fresh, version);
+    const next = await this.#view.writeRenewed(key, fresh, version, current);
     this.#succeeded(key, next);
     if (next !== fresh) return next;
     this.#emitSafely('token.acquired', { key, ...summary(next), grantType: type });
@@ -595,22 +586,24 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     const error = asTesseraError(cause);
     const state = this.#state(key);
     if (error instanceof OAuthError && error.error === 'invalid_grant' && current?.refreshToken !== undefined) {
-      const latest = await this.#read(key, { bypassCache: true }).catch(() => undefined);
+      const latest = await this.#view.read(key, { bypassCache: true }).catch(() => undefined);
       if (latest !== undefined && latest.refreshToken !== current.refreshToken && this.#boundToUs(latest)) {
         this.#schedule(key, latest);
         return latest;
       }
+      const failure = state.answerLost === current.refreshToken ? spentAfterLostAnswer(error) : error;
       await this.#clearTokens(key, 'invalid_grant');
-      this.#emitSafely('refresh.failed', { key, error, cleared: true });
-      throw error;
+      this.#emitSafely('refresh.failed', { key, error: failure, cleared: true });
+      throw failure;
     }
     if (isTransient(error)) {
       state.failures += 1;
-      const ceiling = Math.min(this.#maxDelayMs, this.#minDelayMs * 2 ** (state.failures - 1));
-      const retryInMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+      const retryInMs = Math.round(backoffMs(state.failures - 1, this.#minDelayMs, this.#maxDelayMs));
       state.backoffUntil = this.#now() + retryInMs;
       this.#scheduler?.schedule(key, state.backoffUntil);
-      this.#emitSafely('refresh.failed', { key, error, cleared: false, retryInMs });
+      const lost = error instanceof TransportError && error.outcomeUnknown === true;
+      if (lost) state.answerLost = current?.refreshToken;
+      this.#emitSafely('refresh.failed', { key, error, cleared: false, retryInMs, ...(lost ? { outcomeUnknown: true as const } : {}) });
     } else {
       this.#emitSafely('refresh.failed', { key, error, cleared: false });
     }
@@ -643,7 +636,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         this.#backgroundHead = 0;
       }
       this.#backgroundActive += 1;
-      void this.#read(key)
+      void this.#view
+        .read(key)
         .then((current) => (current === undefined ? undefined : this.#renew(key, current)))
         .catch(() => undefined) // refresh.failed / store.failed already reported it
         .finally(() => {
@@ -662,86 +656,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     this.#scheduler.schedule(key, Math.max(now, expiresAtMs - this.#aheadMs! - jitterMs));
   }
 
-  // --- store access -------------------------------------------------------------------------------
-
-  async #read(key: string, options: { bypassCache?: boolean } = {}): Promise<TokenSet | undefined> {
-    const cache = this.#cache;
-    if (cache !== undefined && !options.bypassCache) {
-      const cached = cache.get(key);
-      if (cached !== undefined) return cached ?? undefined;
-    }
-    const generation = this.#generations.get(key);
-    const tokens = await this.#storeCall(key, 'get', () => this.#store.get(key));
-    if (cache !== undefined && this.#generations.get(key) === generation) cache.set(key, tokens ?? null);
-    this.#remember(key, tokens);
-    return tokens;
-  }
-
-  async #write(key: string, tokens: TokenSet): Promise<void> {
-    await this.#storeCall(key, 'set', () => this.#store.set(key, tokens));
-    this.#cache?.set(key, tokens);
-    this.#remember(key, tokens);
-    const state = this.#states.get(key);
-    if (state !== undefined) state.expiredReported = undefined;
-  }
-
-  /** The stored token set and its version (when the store has versions), bypassing the near-cache. */
-  async #readVersioned(key: string): Promise<{ tokens: TokenSet | undefined; version?: number }> {
-    const store = this.#store;
-    if (store.getVersioned === undefined) return { tokens: await this.#read(key, { bypassCache: true }) };
-    const found = await this.#storeCall(key, 'get', () => store.getVersioned!(key));
-    return found === undefined ? { tokens: undefined, version: 0 } : found;
-  }
-
-  /**
-   * Writes renewed tokens: conditionally on the version read under the lock when the store can,
-   * so a stale writer (whose lock expired) cannot overwrite a newer token set; on a conflict the
-   * newer one is used. If the write fails, the new tokens are still returned and kept in memory:
-   * the old refresh token may already be spent, so dropping them would lose a working grant.
-   */
-  async #writeRenewed(key: string, tokens: TokenSet, version: number | undefined): Promise<TokenSet> {
-    const store = this.#store;
-    try {
-      if (version !== undefined && store.setIfVersion !== undefined) {
-        const written = await this.#storeCall(key, 'set', () => store.setIfVersion!(key, tokens, version));
-        if (!written) {
-          const latest = await this.#read(key, { bypassCache: true });
-          if (latest !== undefined && this.#boundToUs(latest)) return latest;
-          await this.#write(key, tokens);
-          return tokens;
-        }
-        this.#cache?.set(key, tokens);
-        this.#remember(key, tokens);
-        return tokens;
-      }
-      await this.#write(key, tokens);
-    } catch {
-      this.#cache?.set(key, tokens); // reported as store.failed; serve what we have
-      this.#remember(key, tokens);
-    }
-    return tokens;
-  }
-
-  /** Runs a store call; any failure becomes a `TokenStoreError`, reported as `store.failed`. */
-  async #storeCall<T>(key: string, operation: 'get' | 'set' | 'delete' | 'lock', call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (cause) {
-      const error =
-        cause instanceof TokenStoreError
-          ? cause
-          : new TokenStoreError(operation, `token store ${operation} failed${cause instanceof Error ? `: ${cause.message}` : ''}`, { cause });
-      this.#emitSafely('store.failed', { key, operation, error });
-      throw error;
-    }
-  }
-
   // --- helpers ------------------------------------------------------------------------------------
-
-  #remember(key: string, tokens: TokenSet | undefined): void {
-    if (tokens === undefined) this.#lastSeen.delete(key);
-    else this.#lastSeen.set(key, tokens);
-  }
 
   #state(key: string): KeyState {
     let state = this.#states.get(key);
@@ -824,6 +739,40 @@ function checkRefreshedIdToken(previous: TokenSet, response: TokenResponse): voi
   }
 }
 
+/** System errors that mean the request never reached the server. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH']);
+
+/**
+ * A refresh whose request went out but whose answer was lost (a timeout, a reset): the server may
+ * have rotated the refresh token and the new one is gone with the answer. That cannot be undone
+ * without the server's help (a reuse grace period), but it is said as it is. `undefined` for any
+ * other failure.
+ * @see RFC 6749 §10.4, RFC 9700 §4.14.2
+ */
+function answerLost(error: unknown): TransportError | undefined {
+  if (!(error instanceof TransportError) || error.code === 'ABORTED') return undefined;
+  if (error.code === 'NETWORK_ERROR' && NOT_SENT.has(error.systemCode ?? '')) return undefined;
+  return new TransportError(
+    error.code as 'NETWORK_ERROR' | 'TIMEOUT',
+    `${error.message}; the refresh outcome is unknown: if the server rotated the refresh token, the new one was lost with the answer and the grant may be lost (the next refresh will tell)`,
+    { endpoint: error.endpoint, ...(error.systemCode === undefined ? {} : { systemCode: error.systemCode }), outcomeUnknown: true },
+    { cause: error },
+  );
+}
+
+/** `invalid_grant` for a refresh token whose previous refresh lost its answer: say what most likely happened. */
+function spentAfterLostAnswer(error: OAuthError): OAuthError {
+  return new OAuthError({
+    error: error.error,
+    status: error.status,
+    endpoint: error.endpoint,
+    ...(error.error_description === undefined ? {} : { error_description: error.error_description }),
+    ...(error.error_uri === undefined ? {} : { error_uri: error.error_uri }),
+    ...(error.wwwAuthenticate === undefined ? {} : { wwwAuthenticate: error.wwwAuthenticate }),
+    hint: 'the answer to the previous refresh with this refresh token was lost; the server had most likely rotated it, so the grant is lost and the user must sign in again',
+  });
+}
+
 /** Network failures, timeouts, 5xx and the server's own "try later" codes. */
 function isTransient(error: unknown): boolean {
   if (error instanceof TransportError) return error.code !== 'ABORTED';
@@ -843,6 +792,26 @@ function noTokens(key: string): ConfigurationError {
     'INVALID_CONFIGURATION',
     `no tokens for key "${key}": store some with storeTokens(), or configure a grant to acquire them`,
   );
+}
+
+/**
+ * A token response handed to `storeTokens()`, checked like a server's (numeric strings such as
+ * `"3600"` are read as numbers). A `TokenResponse`'s `expiresIn()` counts from when it arrived.
+ * @throws ConfigurationError `INVALID_CONFIGURATION` naming the bad member.
+ */
+function storedResponse(response: TokenEndpointResponse): TokenEndpointResponse {
+  const parsed = tokenResponseSchema.safeParse(response);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.map(String).join('.');
+    throw new ConfigurationError(
+      'INVALID_CONFIGURATION',
+      field === '' ? 'storeTokens needs a token response object' : `storeTokens: token response ${field} ${issue.message}`,
+    );
+  }
+  const helper = (response as Partial<TokenResponse>).expiresIn;
+  const expiresIn = typeof helper === 'function' ? helper.call(response) : parsed.data.expires_in;
+  return { ...(parsed.data as TokenEndpointResponse), ...(expiresIn === undefined ? {} : { expires_in: expiresIn }) };
 }
 
 function summary(tokens: TokenSet): { expiresAt?: number; scope?: string } {

@@ -23,6 +23,14 @@ function record(manager: TokenManager): Array<{ name: string; payload: Record<st
 
 const T0 = Date.UTC(2030, 0, 1);
 
+/** Lets I/O and timers run until `done()` holds (at most a few thousand turns of the event loop). */
+async function until(done: () => boolean): Promise<void> {
+  for (let turn = 0; !done(); turn++) {
+    if (turn > 5000) throw new Error('condition not reached');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 describe('with a scripted token endpoint', () => {
   let server: FakeServer;
   let script: Handler[] = [];
@@ -114,13 +122,40 @@ describe('with a scripted token endpoint', () => {
     it.each([
       ['exactly the skew left: still used', 60, 1],
       ['one second more than the skew: still used', 61, 1],
-      ['one second less than the skew: renewed', 59, 2],
+      ['one second less than the skew: still served, and renewed behind it', 59, 2],
+      ['one second left: still served, and renewed behind it', 1, 2],
     ])('%s', async (_name, secondsLeft, requests) => {
       const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', now, refreshSkewSeconds: 60 });
       await manager.getValidAccessToken();
       clock = T0 + (3600 - secondsLeft) * 1000;
-      await manager.getValidAccessToken();
+      await expect(manager.getValidAccessToken()).resolves.toBe('at-1');
+      await until(() => tokenRequests() === requests);
+      await manager.close(); // waits for the renewal in flight
       expect(tokenRequests()).toBe(requests);
+    });
+
+    it('callers holding a still-valid token never wait for a hung refresh (regression: they waited for it)', async () => {
+      const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', now });
+      const events = record(manager);
+      await manager.getValidAccessToken();
+      clock = T0 + 3590_000; // inside the skew, not expired
+      let release: (() => void) | undefined;
+      script = [(r, res) => new Promise<void>((done) => (release = () => done(void tokenReply()(r, res))))];
+      const served = await Promise.all(Array.from({ length: 100 }, () => manager.getValidAccessToken()));
+      expect(new Set(served)).toEqual(new Set(['at-1'])); // while the refresh hangs
+      await until(() => release !== undefined);
+      expect(tokenRequests()).toBe(2); // one renewal behind them all
+      release!();
+      await until(() => events.filter((e) => e.name === 'token.acquired').length === 2);
+      await expect(manager.getValidAccessToken()).resolves.toBe('at-2');
+      await manager.close();
+    });
+
+    it('an expired token makes callers wait for the renewal', async () => {
+      const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', now });
+      await manager.getValidAccessToken();
+      clock = T0 + 3600_000;
+      await expect(manager.getValidAccessToken()).resolves.toBe('at-2');
       await manager.close();
     });
 
@@ -141,6 +176,7 @@ describe('with a scripted token endpoint', () => {
       clock = T0 + 3590_000; // inside the skew, not expired
       script = [(_r, res) => raw(res, 503, 'maintenance')];
       await expect(manager.getValidAccessToken()).resolves.toBe('at-1');
+      await until(() => events.some((e) => e.name === 'refresh.failed'));
       const failed = events.find((e) => e.name === 'refresh.failed')!;
       expect(failed.payload).toMatchObject({ key: 'default', cleared: false });
       expect(failed.payload.retryInMs).toBeGreaterThan(0);
@@ -386,6 +422,9 @@ describe('against the real authorization server', () => {
     const events = record(manager);
     const issued = await server.issueUserTokens('basic', { scope: 'openid offline_access api:read' });
     await manager.storeTokens(issued as never);
+    // Still valid: served at once, and refreshed behind it.
+    await expect(manager.getValidAccessToken()).resolves.toBe(issued.access_token);
+    await until(() => events.some((e) => e.name === 'token.refreshed'));
     const token = await manager.getValidAccessToken();
     expect(token).not.toBe(issued.access_token);
     const refreshed = events.find((e) => e.name === 'token.refreshed')!;
@@ -405,11 +444,18 @@ describe('against the real authorization server', () => {
     server.resetStats();
     const failures: unknown[] = [];
     for (const m of managers) m.on('refresh.failed', (e) => failures.push(e.error));
+    const refreshed: unknown[] = [];
+    for (const m of managers) m.on('token.refreshed', (e) => refreshed.push(e));
+    // Still valid: every caller is served at once, and the refresh runs behind them, once.
+    const served = await Promise.all(managers.flatMap((m) => Array.from({ length: 50 }, () => m.getValidAccessToken())));
+    expect(new Set(served)).toEqual(new Set([issued.access_token]));
+    await until(() => refreshed.length === 1);
     const tokens = await Promise.all(managers.flatMap((m) => Array.from({ length: 50 }, () => m.getValidAccessToken())));
+    await Promise.all(managers.map((m) => m.close()));
     expect(server.stats().token).toBe(1);
     expect(failures).toEqual([]);
     expect(new Set(tokens).size).toBe(1);
-    await Promise.all(managers.map((m) => m.close()));
+    expect(tokens[0]).not.toBe(issued.access_token);
     await store.close();
   });
 });

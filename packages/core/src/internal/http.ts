@@ -11,6 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { ConfigurationError, ResponseError, TransportError } from '../errors.js';
 import type { ClientOptions } from '../types.js';
+import { backoffMs } from './backoff.js';
 import { headerSecrets } from './redact.js';
 import { aborted, sleep } from './sleep.js';
 
@@ -166,10 +167,8 @@ export class HttpTransport {
     return undefined;
   }
 
-  /** Exponential backoff with jitter in [delay/2, delay], capped at maxDelayMs. */
   #backoff(attempt: number): number {
-    const ceiling = Math.min(this.#maxDelayMs, this.#minDelayMs * 2 ** attempt);
-    return ceiling / 2 + Math.random() * (ceiling / 2);
+    return backoffMs(attempt, this.#minDelayMs, this.#maxDelayMs);
   }
 
   /**

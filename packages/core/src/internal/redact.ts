@@ -35,6 +35,8 @@ function encodedForms(secret: string): string[] {
     json,
     json.replace(/\//g, '\\/'),
     json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+    // Go's encoding/json (and others) also escape <, > and & for HTML safety.
+    json.replace(/[<>&\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
     secret.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`),
     secret.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;'),
     Buffer.from(secret, 'utf8').toString('base64'),
