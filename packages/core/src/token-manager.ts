@@ -229,7 +229,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   }
 
   /** The store's change feed; a store whose `subscribe()` throws is a configuration error. */
-  #subscribe(onChange: (key: string) => void, options: { onReset: () => void }): () => void {
+  #subscribe(onChange: (key: string) => void, options: { onReset: () => void; onDisconnect: () => void }): () => void {
     let unsubscribe: unknown;
     try {
       unsubscribe = this.#store.subscribe!(onChange, options);

@@ -19,7 +19,9 @@ export interface StoreLock {
  *   after `ttlMs`.
  * - `subscribe(listener)` calls `listener(key)` after any `set` or `delete` of a key, by anyone
  *   sharing the store, and returns an unsubscribe function. A feed that may have missed changes (a
- *   reconnect) calls `options.onReset()`: every cached value may be stale.
+ *   reconnect) calls `options.onReset()`: every cached value may be stale. A feed that loses its
+ *   connection calls `options.onDisconnect()` at once, if it can tell: the store may come back
+ *   without its data (a restart), and a manager then writes back the newest token set it holds.
  * - `getVersioned` / `setIfVersion`, when present, make writes conditional (compare-and-set), so a
  *   writer holding a stale view cannot overwrite a newer token set. Versions are opaque numbers;
  *   version `0` means "absent".
@@ -29,7 +31,7 @@ export interface TokenStore {
   set(key: string, tokens: TokenSet): Promise<void>;
   delete(key: string): Promise<void>;
   lock?(key: string, options: { ttlMs: number; waitMs: number }): Promise<StoreLock>;
-  subscribe?(listener: (key: string) => void, options?: { onReset?: () => void }): () => void;
+  subscribe?(listener: (key: string) => void, options?: { onReset?: () => void; onDisconnect?: () => void }): () => void;
   /** The token set with its version, or `undefined` (version 0). */
   getVersioned?(key: string): Promise<{ tokens: TokenSet; version: number } | undefined>;
   /** Writes only if the stored version is still `version`; resolves `false` on a conflict. */

@@ -23,7 +23,11 @@ export interface RedisTokenStoreOptions {
   commandTimeoutMs?: number;
 }
 
-type ChangeListener = { onChange: (key: string) => void; onReset?: (() => void) | undefined };
+type ChangeListener = {
+  onChange: (key: string) => void;
+  onReset?: (() => void) | undefined;
+  onDisconnect?: (() => void) | undefined;
+};
 
 /**
  * A {@link TokenStore} in Redis (standalone, Sentinel or Cluster, through ioredis), for a fleet of
@@ -60,6 +64,7 @@ export class RedisTokenStore implements TokenStore {
   #subscriber: Redis | Cluster | undefined;
   #subscribed: Promise<void> | undefined;
   #subscriberWasReady = false;
+  #subscriberUp = false;
   #closed = false;
 
   constructor(options: RedisTokenStoreOptions) {
@@ -133,8 +138,8 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
-  subscribe(listener: (key: string) => void, options: { onReset?: () => void } = {}): () => void {
-    const entry: ChangeListener = { onChange: listener, onReset: options.onReset };
+  subscribe(listener: (key: string) => void, options: { onReset?: () => void; onDisconnect?: () => void } = {}): () => void {
+    const entry: ChangeListener = { onChange: listener, onReset: options.onReset, onDisconnect: options.onDisconnect };
     this.#listeners.add(entry);
     this.#ensureSubscriber().catch(() => entry.onReset?.()); // not listening yet: caches may be stale
     return () => {
@@ -230,7 +235,10 @@ export class RedisTokenStore implements TokenStore {
   #ensureSubscriber(): Promise<void> {
     if (this.#closed) return Promise.reject(new TokenStoreError('subscribe', 'redis token store is closed'));
     if (this.#subscribed !== undefined) return this.#subscribed;
-    const subscriber = this.#client.duplicate();
+    // A standalone connection resubscribes itself after a reconnect: ioredis's own resubscription
+    // leaves an unhandled rejection when the connection drops again before Redis answers it.
+    const own = this.#client instanceof Redis;
+    const subscriber = own ? (this.#client as Redis).duplicate({ autoResubscribe: false }) : this.#client.duplicate();
     this.#subscriber = subscriber;
     subscriber.on('error', () => undefined); // reconnects by itself; calls report failures
     subscriber.on('message', (channel: string, key: string) => {
@@ -241,9 +249,25 @@ export class RedisTokenStore implements TokenStore {
       }
     });
     subscriber.on('ready', () => {
-      // ioredis resubscribes after a reconnect; what was published meanwhile was missed.
-      if (this.#subscriberWasReady) for (const { onReset } of this.#listeners) safely(() => onReset?.());
-      this.#subscriberWasReady = true;
+      this.#subscriberUp = true;
+      if (!this.#subscriberWasReady) {
+        this.#subscriberWasReady = true;
+        return;
+      }
+      // A reconnect: what was published meanwhile was missed. Listen again, then say so.
+      const resubscribed = own ? subscriber.subscribe(this.#changes, this.#unlocks) : Promise.resolve();
+      resubscribed.then(
+        () => {
+          for (const { onReset } of this.#listeners) safely(() => onReset?.());
+        },
+        () => undefined, // the connection dropped again: the next 'ready' tries again
+      );
+    });
+    // Redis went away (stopped, crashed, unreachable): it may come back without its data.
+    subscriber.on('close', () => {
+      if (!this.#subscriberUp) return;
+      this.#subscriberUp = false;
+      for (const { onDisconnect } of this.#listeners) safely(() => onDisconnect?.());
     });
     this.#subscribed = subscriber.subscribe(this.#changes, this.#unlocks).then(
       () => undefined,

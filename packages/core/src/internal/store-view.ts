@@ -42,7 +42,7 @@ export interface StoreViewOptions {
   /** Every failed call, already a redacted `TokenStoreError`. */
   onFailure: (key: string, operation: StoreOperation, error: TokenStoreError) => void;
   /** The store's `subscribe()`, wrapped by the caller (it may throw a configuration error). */
-  subscribe?: (onChange: (key: string) => void, options: { onReset: () => void }) => () => void;
+  subscribe?: (onChange: (key: string) => void, options: { onReset: () => void; onDisconnect: () => void }) => () => void;
 }
 
 /** The newest token set of a key, as far as this process knows. */
@@ -108,7 +108,11 @@ export class StoreView {
     this.#writeBacks = new RefreshScheduler(options.now, (key) => void this.#writeBack(key));
     if (options.subscribe !== undefined) {
       this.#cache = new NearCache(options.usable, options.skewMs);
-      this.#unsubscribe = options.subscribe((key) => this.#changed(key), { onReset: () => this.#reset() });
+      this.#unsubscribe = options.subscribe((key) => this.#changed(key), {
+        onReset: () => this.#reset(),
+        // The store is out of reach and may come back empty; the cache stays (nobody writes to it meanwhile).
+        onDisconnect: () => void (this.#epoch += 1),
+      });
     }
   }
 
@@ -240,7 +244,8 @@ export class StoreView {
       return stored;
     }
     // The store is behind: it holds an older set, or nothing although it may have lost the key.
-    const lost = stored !== undefined || known.unsaved || known.confirmedEpoch !== epoch;
+    // (The epoch now, not at the start of the read: a reset may arrive while the read is under way.)
+    const lost = stored !== undefined || known.unsaved || known.confirmedEpoch !== this.#epoch;
     if (!lost || !this.#canStillWork(known.tokens)) {
       if (stored === undefined) this.#forget(key); // deleted on purpose (or worthless)
       return stored;
