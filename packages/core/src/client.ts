@@ -210,7 +210,12 @@ export class Client {
     for (const [name, value] of Object.entries(parsed.mtls_endpoint_aliases ?? {})) {
       this.#transport.assertUrl(value, `mtls_endpoint_aliases.${name}`);
     }
-    this.#server = deepFreeze(structuredClone(parsed));
+    try {
+      this.#server = deepFreeze(structuredClone(parsed));
+    } catch (cause) {
+      // e.g. metadata nested so deep that copying it overflows the stack
+      throw new ConfigurationError('INVALID_CONFIGURATION', 'server metadata must be plain JSON data of reasonable depth', { cause });
+    }
     this.#metadata = Object.freeze({ ...metadata });
     this.#auth = new ClientAuthenticator(this.#server, this.#metadata, options);
     this.#toleranceSeconds = options.clockToleranceSeconds ?? 30;

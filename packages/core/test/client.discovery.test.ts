@@ -2,11 +2,24 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Client, ConfigurationError, ResponseError, wellKnownUrls } from '@tessera/core';
 import { json, raw, startFakeServer } from './support/fake-server.js';
 import type { FakeServer } from './support/fake-server.js';
+import { rejection } from './support/test-helpers.js';
 
 describe('wellKnownUrls (RFC 8414 §3.1, OpenID Connect Discovery §4)', () => {
   it.each([
-    ['https://as.example.com', ['https://as.example.com/.well-known/oauth-authorization-server', 'https://as.example.com/.well-known/openid-configuration']],
-    ['https://as.example.com/', ['https://as.example.com/.well-known/oauth-authorization-server', 'https://as.example.com/.well-known/openid-configuration']],
+    [
+      'https://as.example.com',
+      [
+        'https://as.example.com/.well-known/oauth-authorization-server',
+        'https://as.example.com/.well-known/openid-configuration',
+      ],
+    ],
+    [
+      'https://as.example.com/',
+      [
+        'https://as.example.com/.well-known/oauth-authorization-server',
+        'https://as.example.com/.well-known/openid-configuration',
+      ],
+    ],
     [
       'https://as.example.com/tenant1',
       [
@@ -29,9 +42,12 @@ describe('wellKnownUrls (RFC 8414 §3.1, OpenID Connect Discovery §4)', () => {
     expect(wellKnownUrls(issuer)).toEqual(expected);
   });
 
-  it.each([['https://as.example.com?x=1'], ['https://as.example.com#f'], ['not a url']])('refuses %s', (issuer) => {
-    expect(() => wellKnownUrls(issuer)).toThrow(ConfigurationError);
-  });
+  it.each([['https://as.example.com?x=1'], ['https://as.example.com#f'], ['not a url']])(
+    'refuses %s',
+    (issuer) => {
+      expect(() => wellKnownUrls(issuer)).toThrow(ConfigurationError);
+    },
+  );
 });
 
 describe('Client.discover', () => {
@@ -55,7 +71,10 @@ describe('Client.discover', () => {
   it('uses RFC 8414 for an issuer without a path and keeps unknown members', async () => {
     server.on('/.well-known/oauth-authorization-server', (_r, res) => json(res, 200, document(server.url)));
     const discovered = await Client.discover(server.url, client);
-    expect(discovered.serverMetadata()).toMatchObject({ issuer: server.url, vendor_extension: { nested: true } });
+    expect(discovered.serverMetadata()).toMatchObject({
+      issuer: server.url,
+      vendor_extension: { nested: true },
+    });
     expect(discovered.supports('client_credentials')).toBe(true);
     expect(discovered.supports('introspection')).toBe(true);
     expect(discovered.supports('revocation')).toBe(false);
@@ -79,13 +98,17 @@ describe('Client.discover', () => {
 
   it('uses the trailing-slash location documented by Edlink when the derived one is missing', async () => {
     const issuer = `${server.url}/api/authentication/oidc`;
-    server.on('/api/authentication/oidc/.well-known/openid-configuration/', (_r, res) => json(res, 200, document(issuer)));
+    server.on('/api/authentication/oidc/.well-known/openid-configuration/', (_r, res) =>
+      json(res, 200, document(issuer)),
+    );
     await expect(Client.discover(issuer, client)).resolves.toBeInstanceOf(Client);
   });
 
   it('rejects an issuer that differs by a trailing slash', async () => {
     const issuer = `${server.url}/t2`;
-    server.on('/.well-known/oauth-authorization-server/t2', (_r, res) => json(res, 200, document(`${issuer}/`)));
+    server.on('/.well-known/oauth-authorization-server/t2', (_r, res) =>
+      json(res, 200, document(`${issuer}/`)),
+    );
     const error = await Client.discover(issuer, client).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ResponseError);
     expect(error).toMatchObject({ code: 'INVALID_RESPONSE', field: 'issuer' });
@@ -101,7 +124,9 @@ describe('Client.discover', () => {
 
   it('a body that is not a JSON object is INVALID_RESPONSE', async () => {
     const issuer = `${server.url}/html`;
-    server.on('/.well-known/oauth-authorization-server/html', (_r, res) => raw(res, 200, '<html></html>', { 'content-type': 'text/html' }));
+    server.on('/.well-known/oauth-authorization-server/html', (_r, res) =>
+      raw(res, 200, '<html></html>', { 'content-type': 'text/html' }),
+    );
     server.on('/.well-known/openid-configuration/html', (_r, res) => json(res, 200, ['not', 'an', 'object']));
     await expect(Client.discover(issuer, client)).rejects.toMatchObject({ code: 'INVALID_RESPONSE' });
   });
@@ -118,7 +143,10 @@ describe('Client.discover', () => {
   });
 
   it('no location answering is HTTP_ERROR with the last status', async () => {
-    await expect(Client.discover(`${server.url}/nowhere`, client)).rejects.toMatchObject({ code: 'HTTP_ERROR', status: 404 });
+    await expect(Client.discover(`${server.url}/nowhere`, client)).rejects.toMatchObject({
+      code: 'HTTP_ERROR',
+      status: 404,
+    });
   });
 
   it('refuses an http:// endpoint to a non-loopback host', async () => {
@@ -138,8 +166,53 @@ describe('mtls_endpoint_aliases (RFC 8705 §5)', () => {
   };
 
   it('are ignored by clients that do not use mutual TLS', async () => {
-    const client = new Client(server, { client_id: 'c', token_endpoint_auth_method: 'none' }, { timeoutMs: 50, retry: { retries: 0 } });
+    const client = new Client(
+      server,
+      { client_id: 'c', token_endpoint_auth_method: 'none' },
+      { timeoutMs: 50, retry: { retries: 0 } },
+    );
     await expect(client.clientCredentialsGrant()).rejects.toMatchObject({ endpoint: 'token endpoint' });
     expect(client.supports('mtls')).toBe(true);
+  });
+});
+
+describe('hostile nesting', () => {
+  const deep = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+
+  it('a discovery document nested 6,000 deep is INVALID_RESPONSE, not a raw RangeError (regression)', async () => {
+    const fake = await startFakeServer();
+    fake.on('/.well-known/oauth-authorization-server', (_r, res) =>
+      raw(res, 200, `{"issuer":"${fake.url}","x":${deep(6000)}}`, { 'content-type': 'application/json' }),
+    );
+    fake.on('/.well-known/openid-configuration', (_r, res) => raw(res, 404, ''));
+    const error = await rejection(
+      Client.discover(
+        fake.url,
+        { client_id: 'c', token_endpoint_auth_method: 'none' },
+        { retry: { retries: 0 } },
+      ),
+    );
+    expect(error).toBeInstanceOf(ResponseError);
+    expect(error).toMatchObject({ code: 'INVALID_RESPONSE' });
+    expect(error.message).toContain('nests deeper than 64 levels');
+    await fake.close();
+  });
+
+  it('metadata handed to the constructor nested 20,000 deep is a ConfigurationError', () => {
+    const metadata = { issuer: 'https://as.example', x: JSON.parse(deep(20_000)) as unknown };
+    expect(
+      () => new Client(metadata as never, { client_id: 'c', token_endpoint_auth_method: 'none' }),
+    ).toThrow(ConfigurationError);
+  });
+
+  it('64 levels are still read', async () => {
+    const fake = await startFakeServer();
+    fake.on('/.well-known/oauth-authorization-server', (_r, res) =>
+      raw(res, 200, `{"issuer":"${fake.url}","x":${deep(63)}}`, { 'content-type': 'application/json' }),
+    );
+    await expect(
+      Client.discover(fake.url, { client_id: 'c', token_endpoint_auth_method: 'none' }),
+    ).resolves.toBeInstanceOf(Client);
+    await fake.close();
   });
 });

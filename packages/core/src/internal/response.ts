@@ -25,18 +25,45 @@ export function mediaType(response: HttpResponse): string {
   return (response.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
-/** Parses the body as JSON, or returns `undefined` when it is not JSON. */
+/** Deeper JSON than this is refused: no protocol body comes near it, and deep values overflow the stack. */
+export const MAX_JSON_DEPTH = 64;
+
+/** What {@link tryJson} returns for a body that nests deeper than {@link MAX_JSON_DEPTH}. */
+export const TOO_DEEP: unique symbol = Symbol('too deep');
+
+/**
+ * Parses the body as JSON: `undefined` when it is not JSON, {@link TOO_DEEP} when it nests deeper
+ * than {@link MAX_JSON_DEPTH} (checked before parsing, so nothing downstream recurses that far).
+ */
 export function tryJson(body: Buffer): unknown {
   if (body.length === 0) return undefined;
   let text = body.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const first = text.trimStart()[0];
   if (first !== '{' && first !== '[') return undefined;
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return TOO_DEEP;
   try {
     return JSON.parse(text);
   } catch {
     return undefined;
   }
+}
+
+/** Whether `{` / `[` nest deeper than `max` in a JSON text (outside strings). */
+function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -52,9 +79,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
 export function jsonObject(response: HttpResponse, context: ResponseContext, expectedMember: string): Record<string, unknown> {
   const json = tryJson(response.body);
   if (!isObject(json)) {
+    const deep = json === TOO_DEEP ? ` (it nests deeper than ${MAX_JSON_DEPTH} levels)` : '';
     throw new ResponseError(
       'INVALID_RESPONSE',
-      `${context.endpoint} response: body is not a JSON object`,
+      `${context.endpoint} response: body is not a JSON object${deep}`,
       { endpoint: context.endpoint, status: response.status, body: bodyText(response, context) },
     );
   }
