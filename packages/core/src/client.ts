@@ -159,7 +159,7 @@ export class Client {
         }
         let document: ServerMetadata;
         try {
-          const context = { endpoint, redactor: secrets.redactor };
+          const context = { endpoint, secrets };
           document = parseWith(serverMetadataSchema, jsonObject(response, context, 'issuer'), {
             endpoint,
             status: 200,
@@ -691,12 +691,7 @@ export class Client {
   ): Promise<{ response: HttpResponse; context: ResponseContext }> {
     const url = this.#endpoint(name);
     const { dpop, secrets } = options;
-    const context: ResponseContext = {
-      endpoint: LABELS[name],
-      get redactor() {
-        return secrets.redactor;
-      },
-    };
+    const context: ResponseContext = { endpoint: LABELS[name], secrets };
     for (let attempt = 0; ; attempt++) {
       const response = await this.#transport.send({
         endpoint: context.endpoint,

@@ -36,7 +36,7 @@ export function remoteKeySet(transport: HttpTransport, jwksUri: string | undefin
             signal: init.signal,
             build: () => ({ method: 'GET', url, headers: { accept: 'application/json' } }),
           });
-          if (response.status !== 200) throw errorFromResponse(response, { endpoint, redactor: Redactor.NONE });
+          if (response.status !== 200) throw errorFromResponse(response, { endpoint, secrets: { redactor: Redactor.NONE } });
           return new Response(new Uint8Array(response.body), { status: 200 });
         },
       });

@@ -15,7 +15,8 @@ import { oauthErrorSchema } from './schemas.js';
  */
 export interface ResponseContext {
   endpoint: string;
-  readonly redactor: Redactor;
+  /** Where the redactor comes from: built only when an error needs it (see `CallSecrets`). */
+  secrets: { readonly redactor: Redactor };
 }
 
 const MAX_BODY_IN_ERROR = 2048;
@@ -165,7 +166,7 @@ function providerError(json: Record<string, unknown>): { message: string; code?:
 
 /** The body as text for an error: redacted first, then cut to {@link MAX_BODY_IN_ERROR} characters. */
 function bodyText(response: HttpResponse, context: ResponseContext): string {
-  const { redactor } = context;
+  const { redactor } = context.secrets;
   // Enough beyond the cut for any secret that straddles it to be seen whole.
   const windowBytes = (MAX_BODY_IN_ERROR + redactor.maxLength) * 4; // UTF-8: at most 4 bytes a character
   const redacted = redactor.redact(response.body.subarray(0, windowBytes).toString('utf8'));
