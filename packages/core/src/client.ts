@@ -8,11 +8,12 @@ import { ClientAuthenticator } from './internal/client-auth.js';
 import { appendParameters } from './internal/form.js';
 import { HttpTransport, parseRetryAfter } from './internal/http.js';
 import type { HttpRequest, HttpResponse, RetryPolicy } from './internal/http.js';
-import { joseFailure, validateIdToken } from './internal/id-token.js';
+import { joseFailure, jwtNestsTooDeep, validateIdToken } from './internal/id-token.js';
 import { remoteKeySet } from './internal/jwks.js';
 import { clientOptionsSchema, parseOptions } from './internal/options.js';
 import { CallSecrets } from './internal/redact.js';
-import { errorFromResponse, jsonObject, mediaType, tryJson } from './internal/response.js';
+import { normalizeTokenType } from './internal/token-type.js';
+import { MAX_JSON_DEPTH, errorFromResponse, jsonObject, mediaType, tryJson } from './internal/response.js';
 import type { ResponseContext } from './internal/response.js';
 import { sleep } from './internal/sleep.js';
 import {
@@ -84,7 +85,6 @@ const SECRET_FIELDS: readonly string[] = [
   'code_verifier',
 ];
 
-const TOKEN_TYPES: Record<string, string> = { bearer: 'Bearer', dpop: 'DPoP', n_a: 'N_A' };
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_INTROSPECTION_TYPE = 'application/token-introspection+jwt';
@@ -631,7 +631,7 @@ export class Client {
     // Tokens of an answer that is about to be refused are still live: keep them out of the error.
     secrets.add(json.access_token, json.refresh_token, json.id_token);
     const wire = parseWith(tokenResponseSchema, json, { ...context, status: response.status });
-    const tokenType = TOKEN_TYPES[wire.token_type.toLowerCase()];
+    const tokenType = normalizeTokenType(wire.token_type);
     if (tokenType === undefined) {
       throw new ResponseError(
         'INVALID_RESPONSE',
@@ -736,8 +736,10 @@ export class Client {
         { endpoint: context.endpoint, status: response.status, field },
         { cause },
       );
+    const jwt = response.body.toString('utf8').trim();
+    if (jwtNestsTooDeep(jwt)) throw fail('format', `nests deeper than ${MAX_JSON_DEPTH} levels`, undefined);
     try {
-      const { payload } = await jwtVerify(response.body.toString('utf8').trim(), this.#keySet, {
+      const { payload } = await jwtVerify(jwt, this.#keySet, {
         issuer: this.#server.issuer,
         audience: this.#metadata.client_id,
         algorithms: [alg],

@@ -1,4 +1,5 @@
 import { inspect } from 'node:util';
+import { normalizeTokenType } from './internal/token-type.js';
 import type { TokenEndpointResponse } from './types.js';
 
 /**
@@ -21,8 +22,6 @@ export interface TokenSet {
   readonly extra?: Readonly<Record<string, unknown>>;
 }
 
-/** `token_type` as the Client normalises it, for token responses that did not come through one. */
-const TOKEN_TYPES: Record<string, string> = { bearer: 'Bearer', dpop: 'DPoP', n_a: 'N_A' };
 
 const KNOWN = new Set(['access_token', 'token_type', 'expires_in', 'refresh_token', 'id_token', 'scope']);
 const SECRET_FIELDS = new Set(['accessToken', 'refreshToken', 'idToken']);
@@ -46,7 +45,8 @@ export function tokenSetFromResponse(
   const scope = response.scope ?? options.requestedScope ?? previous?.scope;
   return freezeTokenSet({
     accessToken: response.access_token,
-    tokenType: TOKEN_TYPES[response.token_type.toLowerCase()] ?? response.token_type,
+    // As the Client normalises it, also for token responses that did not come through one.
+    tokenType: normalizeTokenType(response.token_type) ?? response.token_type,
     ...(response.expires_in === undefined ? {} : { expiresAt: Math.floor(options.requestedAtMs / 1000) + response.expires_in }),
     ...(refreshToken === undefined ? {} : { refreshToken }),
     ...(idToken === undefined ? {} : { idToken }),

@@ -52,13 +52,20 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
   });
 
   describe('successful responses (RFC 6749 §5.1)', () => {
-    it.each([['bearer'], ['BEARER'], ['Bearer']])('accepts token_type %s and normalises it to Bearer', async (tokenType) => {
-      const { client } = clientFor((_r, res) => json(res, 200, { access_token: 'a', token_type: tokenType }));
-      await expect(client.clientCredentialsGrant()).resolves.toMatchObject({ token_type: 'Bearer' });
-    });
+    it.each([['bearer'], ['BEARER'], ['Bearer']])(
+      'accepts token_type %s and normalises it to Bearer',
+      async (tokenType) => {
+        const { client } = clientFor((_r, res) =>
+          json(res, 200, { access_token: 'a', token_type: tokenType }),
+        );
+        await expect(client.clientCredentialsGrant()).resolves.toMatchObject({ token_type: 'Bearer' });
+      },
+    );
 
     it('accepts expires_in as a numeric string', async () => {
-      const { client } = clientFor((_r, res) => json(res, 200, { access_token: 'a', token_type: 'Bearer', expires_in: '3600' }));
+      const { client } = clientFor((_r, res) =>
+        json(res, 200, { access_token: 'a', token_type: 'Bearer', expires_in: '3600' }),
+      );
       const tokens = await client.clientCredentialsGrant();
       expect(tokens.expires_in).toBe(3600);
       expect(tokens.expiresIn()).toBeGreaterThanOrEqual(3599);
@@ -72,7 +79,13 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
     });
 
     it('keeps unknown members, hides helpers from JSON and tokens from util.inspect', async () => {
-      const wire = { access_token: 'at-secret-1', token_type: 'Bearer', expires_in: 60, refresh_token: REFRESH_TOKEN, ext_field: { a: 1 } };
+      const wire = {
+        access_token: 'at-secret-1',
+        token_type: 'Bearer',
+        expires_in: 60,
+        refresh_token: REFRESH_TOKEN,
+        ext_field: { a: 1 },
+      };
       const { client } = clientFor((_r, res) => json(res, 200, wire));
       const tokens = await client.clientCredentialsGrant();
       expect(tokens.ext_field).toEqual({ a: 1 });
@@ -86,8 +99,14 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
     });
 
     it('sends array parameters as repeated form fields, in order, and leaves out empty ones', async () => {
-      const { client, requests } = clientFor((_r, res) => json(res, 200, { access_token: 'a', token_type: 'Bearer' }));
-      await client.clientCredentialsGrant({ resource: ['https://a.example/', 'https://b.example/'], scope: '', audience: undefined });
+      const { client, requests } = clientFor((_r, res) =>
+        json(res, 200, { access_token: 'a', token_type: 'Bearer' }),
+      );
+      await client.clientCredentialsGrant({
+        resource: ['https://a.example/', 'https://b.example/'],
+        scope: '',
+        audience: undefined,
+      });
       const form = requests()[0]!.form;
       expect(form.getAll('resource')).toEqual(['https://a.example/', 'https://b.example/']);
       expect(form.has('scope')).toBe(false);
@@ -95,22 +114,35 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
     });
 
     it('sends refresh_token with grant_type refresh_token', async () => {
-      const { client, requests } = clientFor((_r, res) => json(res, 200, { access_token: 'a', token_type: 'Bearer' }));
+      const { client, requests } = clientFor((_r, res) =>
+        json(res, 200, { access_token: 'a', token_type: 'Bearer' }),
+      );
       await client.refreshTokenGrant(REFRESH_TOKEN, { scope: 'a' });
       const form = requests()[0]!.form;
-      expect(Object.fromEntries(form)).toEqual({ grant_type: 'refresh_token', refresh_token: REFRESH_TOKEN, scope: 'a' });
+      expect(Object.fromEntries(form)).toEqual({
+        grant_type: 'refresh_token',
+        refresh_token: REFRESH_TOKEN,
+        scope: 'a',
+      });
     });
 
     it('sends a token exchange with N_A token type and issued_token_type back (RFC 8693)', async () => {
       const { client, requests } = clientFor((_r, res) =>
-        json(res, 200, { access_token: 'id-token-like', token_type: 'N_A', issued_token_type: 'urn:ietf:params:oauth:token-type:id_token' }),
+        json(res, 200, {
+          access_token: 'id-token-like',
+          token_type: 'N_A',
+          issued_token_type: 'urn:ietf:params:oauth:token-type:id_token',
+        }),
       );
       const tokens = await client.genericGrantRequest('urn:ietf:params:oauth:grant-type:token-exchange', {
         subject_token: 'subj',
         subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
         audience: ['svc-a', 'svc-b'],
       });
-      expect(tokens).toMatchObject({ token_type: 'N_A', issued_token_type: 'urn:ietf:params:oauth:token-type:id_token' });
+      expect(tokens).toMatchObject({
+        token_type: 'N_A',
+        issued_token_type: 'urn:ietf:params:oauth:token-type:id_token',
+      });
       expect(requests()[0]!.form.getAll('audience')).toEqual(['svc-a', 'svc-b']);
     });
   });
@@ -118,11 +150,19 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
   describe('bad input is refused before any request', () => {
     it.each<[string, Record<string, string | string[]>]>([
       ['no subject_token_type', { subject_token: 's' }],
-      ['actor_token without actor_token_type', { subject_token: 's', subject_token_type: 't', actor_token: 'a' }],
-      ['actor_token_type without actor_token', { subject_token: 's', subject_token_type: 't', actor_token_type: 't' }],
+      [
+        'actor_token without actor_token_type',
+        { subject_token: 's', subject_token_type: 't', actor_token: 'a' },
+      ],
+      [
+        'actor_token_type without actor_token',
+        { subject_token: 's', subject_token_type: 't', actor_token_type: 't' },
+      ],
     ])('token exchange with %s', async (_name, parameters) => {
       const { client, requests } = clientFor((_r, res) => json(res, 200, {}));
-      const error = await rejection(client.genericGrantRequest('urn:ietf:params:oauth:grant-type:token-exchange', parameters));
+      const error = await rejection(
+        client.genericGrantRequest('urn:ietf:params:oauth:grant-type:token-exchange', parameters),
+      );
       expect(error).toBeInstanceOf(ConfigurationError);
       expect(requests()).toHaveLength(0);
     });
@@ -146,24 +186,42 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
       ['access_token not a string', { access_token: 42, token_type: 'Bearer' }, 'access_token'],
       ['no token_type', { access_token: 'a' }, 'token_type'],
       ['negative expires_in', { access_token: 'a', token_type: 'Bearer', expires_in: -5 }, 'expires_in'],
-      ['non-numeric expires_in', { access_token: 'a', token_type: 'Bearer', expires_in: 'abc' }, 'expires_in'],
+      [
+        'non-numeric expires_in',
+        { access_token: 'a', token_type: 'Bearer', expires_in: 'abc' },
+        'expires_in',
+      ],
       ['unknown token_type', { access_token: 'a', token_type: 'mac' }, 'token_type'],
     ])('200 with %s → ResponseError INVALID_RESPONSE naming the field', async (_name, body, field) => {
       const { client } = clientFor((_r, res) => json(res, 200, body));
       const error = await rejection(client.clientCredentialsGrant());
       expect(error).toBeInstanceOf(ResponseError);
-      expect(error).toMatchObject({ code: 'INVALID_RESPONSE', field, endpoint: 'token endpoint', status: 200 });
+      expect(error).toMatchObject({
+        code: 'INVALID_RESPONSE',
+        field,
+        endpoint: 'token endpoint',
+        status: 200,
+      });
       expect(error.message).toContain('token endpoint response');
       expect(error.message).toContain(field);
     });
 
     it('200 with a body that is not JSON', async () => {
-      const { client } = clientFor((_r, res) => raw(res, 200, 'access_token=a&token_type=bearer', { 'content-type': 'application/x-www-form-urlencoded' }));
-      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'INVALID_RESPONSE', status: 200 });
+      const { client } = clientFor((_r, res) =>
+        raw(res, 200, 'access_token=a&token_type=bearer', {
+          'content-type': 'application/x-www-form-urlencoded',
+        }),
+      );
+      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({
+        code: 'INVALID_RESPONSE',
+        status: 200,
+      });
     });
 
     it('200 with an error member is an OAuthError', async () => {
-      const { client } = clientFor((_r, res) => json(res, 200, { error: 'bad_verification_code', error_description: 'The code is wrong' }));
+      const { client } = clientFor((_r, res) =>
+        json(res, 200, { error: 'bad_verification_code', error_description: 'The code is wrong' }),
+      );
       const error = await rejection(client.clientCredentialsGrant());
       expect(error).toBeInstanceOf(OAuthError);
       expect(error).toMatchObject({ error: 'bad_verification_code', status: 200 });
@@ -171,11 +229,20 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
 
     it('400 invalid_grant on refresh is an OAuthError with the server fields, sent once', async () => {
       const { client, requests } = clientFor((_r, res) =>
-        json(res, 400, { error: 'invalid_grant', error_description: 'grant request is invalid', error_uri: 'https://as/doc' }),
+        json(res, 400, {
+          error: 'invalid_grant',
+          error_description: 'grant request is invalid',
+          error_uri: 'https://as/doc',
+        }),
       );
       const error = await rejection(client.refreshTokenGrant(REFRESH_TOKEN));
       expect(error).toBeInstanceOf(OAuthError);
-      expect(error).toMatchObject({ error: 'invalid_grant', error_description: 'grant request is invalid', error_uri: 'https://as/doc', status: 400 });
+      expect(error).toMatchObject({
+        error: 'invalid_grant',
+        error_description: 'grant request is invalid',
+        error_uri: 'https://as/doc',
+        status: 400,
+      });
       expect(requests()).toHaveLength(1);
       expectNoSecrets(error);
     });
@@ -185,13 +252,20 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
         json(res, 401, { error: 'invalid_client' }, { 'www-authenticate': 'Basic realm="as"' }),
       );
       const error = await rejection(client.clientCredentialsGrant());
-      expect(error).toMatchObject({ code: 'OAUTH_ERROR', error: 'invalid_client', status: 401, wwwAuthenticate: 'Basic realm="as"' });
+      expect(error).toMatchObject({
+        code: 'OAUTH_ERROR',
+        error: 'invalid_client',
+        status: 401,
+        wwwAuthenticate: 'Basic realm="as"',
+      });
       expectNoSecrets(error);
     });
 
     it('502 with an HTML body → HTTP_ERROR with status and text', async () => {
       const html = '<html><body><h1>502 Bad Gateway</h1></body></html>';
-      const { client, requests } = clientFor((_r, res) => raw(res, 502, html, { 'content-type': 'text/html' }));
+      const { client, requests } = clientFor((_r, res) =>
+        raw(res, 502, html, { 'content-type': 'text/html' }),
+      );
       const error = await rejection(client.clientCredentialsGrant());
       expect(error).toBeInstanceOf(ResponseError);
       expect(error).toMatchObject({ code: 'HTTP_ERROR', status: 502, body: html });
@@ -201,27 +275,46 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
     it('500 with an Edlink {"$error": ...} body → HTTP_ERROR whose message carries the text', async () => {
       const { client } = clientFor((_r, res) => json(res, 500, { $error: 'Integration is not active.' }));
       const error = await rejection(client.clientCredentialsGrant());
-      expect(error).toMatchObject({ code: 'HTTP_ERROR', status: 500, providerError: { message: 'Integration is not active.' } });
+      expect(error).toMatchObject({
+        code: 'HTTP_ERROR',
+        status: 500,
+        providerError: { message: 'Integration is not active.' },
+      });
       expect(error.message).toContain('Integration is not active.');
     });
 
     it('Edlink {"$errors": [...]} with $request → code and request id', async () => {
       const { client } = clientFor((_r, res) =>
-        json(res, 400, { $request: 'r1', $errors: [{ code: 'BAD_REQUEST', message: 'x' }, { code: 'OTHER', message: 'y' }] }),
+        json(res, 400, {
+          $request: 'r1',
+          $errors: [
+            { code: 'BAD_REQUEST', message: 'x' },
+            { code: 'OTHER', message: 'y' },
+          ],
+        }),
       );
       const error = await rejection(client.clientCredentialsGrant());
-      expect(error).toMatchObject({ providerError: { code: 'BAD_REQUEST', message: 'x; y', requestId: 'r1' } });
+      expect(error).toMatchObject({
+        providerError: { code: 'BAD_REQUEST', message: 'x; y', requestId: 'r1' },
+      });
     });
 
     it('an error body that echoes a secret has it redacted', async () => {
-      const { client } = clientFor((r, res) => json(res, 400, { error: 'invalid_grant', error_description: `bad token ${r.form.get('refresh_token')}` }));
+      const { client } = clientFor((r, res) =>
+        json(res, 400, {
+          error: 'invalid_grant',
+          error_description: `bad token ${r.form.get('refresh_token')}`,
+        }),
+      );
       const error = await rejection(client.refreshTokenGrant(REFRESH_TOKEN));
       expect((error as OAuthError).error_description).toBe('bad token [redacted]');
       expectNoSecrets(error);
     });
 
     it('a 3xx is not followed', async () => {
-      const { client, requests } = clientFor((_r, res) => raw(res, 302, '', { location: `${server.url}/elsewhere` }));
+      const { client, requests } = clientFor((_r, res) =>
+        raw(res, 302, '', { location: `${server.url}/elsewhere` }),
+      );
       const error = await rejection(client.clientCredentialsGrant());
       expect(error).toMatchObject({ code: 'HTTP_ERROR', status: 302 });
       expect(requests()).toHaveLength(1);
@@ -235,7 +328,10 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
         (_r, res) => json(res, 200, { access_token: 'a'.repeat(5000), token_type: 'Bearer' }),
         { maxResponseBytes: 1024 },
       );
-      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'INVALID_RESPONSE', status: 200 });
+      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({
+        code: 'INVALID_RESPONSE',
+        status: 200,
+      });
     });
 
     it('refuses a chunked body that grows over maxResponseBytes', async () => {
@@ -252,7 +348,9 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
     });
 
     it('a server that never answers → TransportError TIMEOUT', async () => {
-      const { client } = clientFor(() => new Promise<void>((resolve) => parked.push(resolve)), { timeoutMs: 200 });
+      const { client } = clientFor(() => new Promise<void>((resolve) => parked.push(resolve)), {
+        timeoutMs: 200,
+      });
       const error = await rejection(client.clientCredentialsGrant());
       expect(error).toBeInstanceOf(TransportError);
       expect(error.code).toBe('TIMEOUT');
@@ -294,7 +392,10 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
         { client_id: 'c', client_secret: 's', token_endpoint_auth_method: 'client_secret_post' },
         { retry: { retries: 1, minDelayMs: 1 } },
       );
-      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'NETWORK_ERROR', systemCode: 'ECONNREFUSED' });
+      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({
+        code: 'NETWORK_ERROR',
+        systemCode: 'ECONNREFUSED',
+      });
     });
 
     it.each([[429], [503]])('%s with Retry-After is retried, then succeeds', async (status) => {
@@ -309,14 +410,24 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
     });
 
     it('429 with a Retry-After longer than maxDelayMs is not waited for', async () => {
-      const { client, requests } = clientFor((_r, res) => json(res, 429, { error: 'slow_down' }, { 'retry-after': '3600' }));
-      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ error: 'slow_down', status: 429 });
+      const { client, requests } = clientFor((_r, res) =>
+        json(res, 429, { error: 'slow_down' }, { 'retry-after': '3600' }),
+      );
+      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({
+        error: 'slow_down',
+        status: 429,
+      });
       expect(requests()).toHaveLength(1);
     });
 
     it('retries are bounded', async () => {
-      const { client, requests } = clientFor((_r, res) => json(res, 503, {}, { 'retry-after': '0' }), { retry: { retries: 2, minDelayMs: 1 } });
-      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'HTTP_ERROR', status: 503 });
+      const { client, requests } = clientFor((_r, res) => json(res, 503, {}, { 'retry-after': '0' }), {
+        retry: { retries: 2, minDelayMs: 1 },
+      });
+      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({
+        code: 'HTTP_ERROR',
+        status: 503,
+      });
       expect(requests()).toHaveLength(3);
     });
 
@@ -332,8 +443,58 @@ describe.each<[string, () => ConstructorParameters<typeof Client>[2]]>([
     });
 
     it('a missing endpoint is ConfigurationError UNSUPPORTED', async () => {
-      const client = new Client({ issuer: server.url }, { client_id: 'c', token_endpoint_auth_method: 'none' });
+      const client = new Client(
+        { issuer: server.url },
+        { client_id: 'c', token_endpoint_auth_method: 'none' },
+      );
       expect(await rejection(client.clientCredentialsGrant())).toMatchObject({ code: 'UNSUPPORTED' });
+    });
+  });
+});
+
+describe('hostile token responses found by the fuzz harness', () => {
+  it.each([['__proto__'], ['constructor'], ['toString']])(
+    'token_type %s is INVALID_RESPONSE (regression: Object.prototype came back as the type)',
+    async (tokenType) => {
+      const { client } = clientFor((_r, res) =>
+        json(res, 200, { access_token: 'at-0123456789', token_type: tokenType }),
+      );
+      expect(await rejection(client.clientCredentialsGrant())).toMatchObject({
+        code: 'INVALID_RESPONSE',
+        field: 'token_type',
+      });
+    },
+  );
+
+  it('expires_in of 400 digits is INVALID_RESPONSE (regression: it became Infinity)', async () => {
+    const { client } = clientFor((_r, res) =>
+      json(res, 200, { access_token: 'at', token_type: 'Bearer', expires_in: '9'.repeat(400) }),
+    );
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({
+      code: 'INVALID_RESPONSE',
+      field: 'expires_in',
+    });
+  });
+
+  it('an id_token whose header nests 5,000 deep is INVALID_ID_TOKEN (regression: a raw RangeError)', async () => {
+    const header = Buffer.from(`{"alg":${'['.repeat(5000)}${']'.repeat(5000)}}`).toString('base64url');
+    const { client } = clientFor((_r, res) =>
+      json(res, 200, { access_token: 'at', token_type: 'Bearer', id_token: `${header}.e30.` }),
+    );
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({
+      code: 'INVALID_ID_TOKEN',
+      check: 'format',
+    });
+  });
+
+  it('an id_token whose alg is not a string is INVALID_ID_TOKEN alg', async () => {
+    const header = Buffer.from('{"alg":["RS256"]}').toString('base64url');
+    const { client } = clientFor((_r, res) =>
+      json(res, 200, { access_token: 'at', token_type: 'Bearer', id_token: `${header}.e30.` }),
+    );
+    expect(await rejection(client.clientCredentialsGrant())).toMatchObject({
+      code: 'INVALID_ID_TOKEN',
+      check: 'alg',
     });
   });
 });

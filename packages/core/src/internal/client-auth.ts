@@ -189,10 +189,17 @@ function isCryptoKey(key: unknown): key is CryptoKey {
   return typeof CryptoKey !== 'undefined' && key instanceof CryptoKey;
 }
 
+/** The JWS algorithm of each EC curve (RFC 7518 §3.4). */
+const EC_ALGORITHMS = new Map([
+  ['P-256', 'ES256'],
+  ['P-384', 'ES384'],
+  ['P-521', 'ES512'],
+]);
+
 function algFromJwk(jwk: JWK): string {
   if (jwk.kty === 'RSA') return 'RS256';
   if (jwk.kty === 'OKP') return 'EdDSA';
-  if (jwk.kty === 'EC') return ({ 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' } as Record<string, string>)[jwk.crv ?? ''] ?? 'ES256';
+  if (jwk.kty === 'EC') return EC_ALGORITHMS.get(jwk.crv ?? '') ?? 'ES256';
   throw new ConfigurationError('INVALID_CONFIGURATION', `privateKey JWK of kty ${String(jwk.kty)} needs an explicit alg`);
 }
 
@@ -205,7 +212,7 @@ function algFromCryptoKey(key: CryptoKey): string {
     case 'RSA-PSS':
       return `PS${bits}`;
     case 'ECDSA':
-      return ({ 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' } as Record<string, string>)[algorithm.namedCurve ?? ''] ?? 'ES256';
+      return EC_ALGORITHMS.get(algorithm.namedCurve ?? '') ?? 'ES256';
     case 'Ed25519':
       return 'EdDSA';
     default:

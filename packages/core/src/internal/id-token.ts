@@ -6,6 +6,7 @@ import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { JWTVerifyGetKey } from 'jose';
 import { IdTokenError, TesseraError } from '../errors.js';
 import type { IDTokenClaims } from '../types.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from './response.js';
 
 /** Everything validation needs to know about the client and the server. */
 export interface IdTokenContext {
@@ -25,6 +26,15 @@ export interface IdTokenExpectations {
   maxAgeSeconds?: number | undefined;
 }
 
+/**
+ * Whether the header or payload of a compact JWT nests deeper than {@link MAX_JSON_DEPTH}: refused
+ * before any library parses and walks it (a deep value overflows the stack).
+ */
+export function jwtNestsTooDeep(jwt: string): boolean {
+  const [header = '', payload = ''] = jwt.split('.', 2);
+  return [header, payload].some((segment) => nestsDeeperThan(Buffer.from(segment, 'base64url').toString('utf8'), MAX_JSON_DEPTH));
+}
+
 /** Validates an ID Token and returns its claims, or throws `IdTokenError` naming the failed check. */
 export async function validateIdToken(
   idToken: string,
@@ -34,15 +44,19 @@ export async function validateIdToken(
   if (idToken.split('.').length === 5) {
     throw new IdTokenError('decrypt', 'is encrypted (JWE) and no decryption key is configured');
   }
-  let alg: string | undefined;
+  if (jwtNestsTooDeep(idToken)) {
+    throw new IdTokenError('format', `header or payload nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  let alg: unknown;
   try {
     alg = decodeProtectedHeader(idToken).alg;
   } catch (cause) {
     throw new IdTokenError('format', 'is not a compact JWS', { cause });
   }
   // §3.1.3.7 step 7: only the registered alg; `none` is never accepted here.
+  if (typeof alg !== 'string') throw new IdTokenError('alg', `alg is ${alg === undefined ? 'missing' : 'not a string'}`);
   if (alg !== context.alg || alg === 'none') {
-    throw new IdTokenError('alg', `alg ${String(alg)} is not the expected ${context.alg}`);
+    throw new IdTokenError('alg', `alg ${alg.slice(0, 40)} is not the expected ${context.alg}`);
   }
   let key: JWTVerifyGetKey | Uint8Array;
   if (alg.startsWith('HS')) {

@@ -3,8 +3,7 @@
  * message, field, `toJSON()` or `util.inspect()`". A server may echo what it received in any form,
  * so a {@link Redactor} looks for each secret raw, form-encoded, percent-encoded (either hex case),
  * JSON- and HTML-escaped and base64-encoded, ignoring case, and also for any piece of at least
- * {@link PIECE_LENGTH} characters of those forms (a secret cut by a truncation), and for a text
- * that starts or ends with a piece of a secret.
+ * {@link PIECE_LENGTH} characters of those forms (a secret cut by a truncation).
  */
 import { formEncode } from './form.js';
 import type { HttpRequest } from './http.js';
@@ -18,8 +17,11 @@ export const REDACTED = '[redacted]';
  */
 const PIECE_LENGTH = 12;
 
-/** A text that starts or ends with this much of a secret (cut there by someone) is redacted there. */
-const MIN_EDGE_LENGTH = 6;
+/**
+ * Fields of our errors that the SDK writes itself, never from what a server sent: not redacted, so
+ * a server that issues a token spelled like them cannot garble `err.code` or `err.name`.
+ */
+const OWN_FIELDS = new Set(['name', 'code', 'endpoint', 'field', 'check', 'operation', 'status', 'systemCode', 'outcomeUnknown']);
 
 /** Shorter secrets are not looked for (they would match ordinary words). */
 const MIN_SECRET_LENGTH = 4;
@@ -71,8 +73,6 @@ export class Redactor {
   readonly #short: string[] = [];
   /** Every piece of {@link PIECE_LENGTH} characters of every longer form, lower-cased. */
   readonly #pieces = new Set<string>();
-  /** Heads and tails (shorter than a piece) of long forms, for texts that end or start inside one. */
-  readonly #edges = new Set<string>();
   /** The length of the longest form: a secret straddling a cut lies within this much of it. */
   readonly maxLength: number = 0;
 
@@ -87,10 +87,6 @@ export class Redactor {
         }
         for (let i = 0; i + PIECE_LENGTH <= form.length; i++)
           this.#pieces.add(form.slice(i, i + PIECE_LENGTH));
-        for (let n = MIN_EDGE_LENGTH; n < PIECE_LENGTH; n++) {
-          this.#edges.add(form.slice(0, n));
-          this.#edges.add(form.slice(-n));
-        }
       }
     }
   }
@@ -118,19 +114,6 @@ export class Redactor {
       for (let at = lower.indexOf(form); at !== -1; at = lower.indexOf(form, at + 1))
         cover(at, at + form.length);
     }
-    // A text that starts or ends inside a secret (cut by someone's truncation).
-    for (let n = Math.min(PIECE_LENGTH - 1, lower.length); n >= MIN_EDGE_LENGTH; n--) {
-      if (this.#edges.has(lower.slice(0, n))) {
-        cover(0, n);
-        break;
-      }
-    }
-    for (let n = Math.min(PIECE_LENGTH - 1, lower.length); n >= MIN_EDGE_LENGTH; n--) {
-      if (this.#edges.has(lower.slice(-n))) {
-        cover(lower.length - n, lower.length);
-        break;
-      }
-    }
     if (!any) return text;
     let result = '';
     for (let i = 0; i < text.length;) {
@@ -155,7 +138,8 @@ export class Redactor {
   }
 
   /**
-   * Redacts an error in place: its message, stack and every own field (nested objects too), and
+   * Redacts an error in place: its message, stack and every own field (nested objects too) but the
+   * ones the SDK writes itself (`code`, `name`, `endpoint`, ...), and
    * replaces its `cause` by a copy that keeps only the cause's name, message (redacted) and code.
    * The cause of a cause is dropped: a lower-level error (axios, zod, jose, a store driver) may
    * carry request headers, bodies or token payloads in fields of its own.
@@ -163,7 +147,7 @@ export class Redactor {
   redactError<E>(error: E): E {
     if (!(error instanceof Error)) return error;
     for (const key of Object.getOwnPropertyNames(error)) {
-      if (key === 'cause') continue;
+      if (key === 'cause' || OWN_FIELDS.has(key)) continue;
       const descriptor = Object.getOwnPropertyDescriptor(error, key);
       if (descriptor === undefined || !('value' in descriptor)) continue;
       const redacted = this.redactValue(descriptor.value);

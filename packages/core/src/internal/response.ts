@@ -51,7 +51,7 @@ export function tryJson(body: Buffer): unknown {
 }
 
 /** Whether `{` / `[` nest deeper than `max` in a JSON text (outside strings). */
-function nestsDeeperThan(text: string, max: number): boolean {
+export function nestsDeeperThan(text: string, max: number): boolean {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {

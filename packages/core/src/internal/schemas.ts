@@ -12,8 +12,11 @@ const required = (type: string) => ({
 const optionalString = z.string(required('a string')).optional();
 const stringArray = z.array(z.string(), required('an array of strings')).optional();
 
-/** A number, or a string of digits (older Azure AD sends `"3599"`; RFC 6749 Appendix A.14). */
-const numeric = z.union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?$/).transform(Number)], {
+/**
+ * A number, or a string of digits (older Azure AD sends `"3599"`; RFC 6749 Appendix A.14) that is a
+ * finite number (400 nines are not).
+ */
+const numeric = z.union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?$/).transform(Number).pipe(z.number())], {
   error: 'must be a non-negative number',
 });
 
@@ -66,7 +69,7 @@ export const introspectionResponseSchema = z.looseObject({
   cnf: z.looseObject({}, required('an object')).optional(),
 });
 
-const positiveSeconds = z.union([z.number().positive(), z.string().regex(/^\d+$/).transform(Number)], {
+const positiveSeconds = z.union([z.number().positive(), z.string().regex(/^\d+$/).transform(Number).pipe(z.number().positive())], {
   error: 'must be a positive number of seconds',
 });
 
