@@ -3,7 +3,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { wellKnownUrls } from './discovery.js';
 import { DPoPHandle } from './dpop.js';
-import { ConfigurationError, OAuthError, ResponseError, TesseraError, TransportError } from './errors.js';
+import { ConfigurationError, OAuthError, ResponseError, TesseraError, TransportError, withHint } from './errors.js';
 import { ClientAuthenticator } from './internal/client-auth.js';
 import { appendParameters } from './internal/form.js';
 import { HttpTransport, parseRetryAfter } from './internal/http.js';
@@ -616,14 +616,7 @@ export class Client {
       const error = errorFromResponse(response, context);
       const refreshingWithDPoP = options.DPoP !== undefined && form.get('grant_type') === 'refresh_token';
       if (refreshingWithDPoP && error instanceof OAuthError && (error.error === 'invalid_grant' || error.error === 'invalid_dpop_proof')) {
-        throw new OAuthError({
-          error: error.error,
-          status: error.status,
-          endpoint: error.endpoint,
-          ...(error.error_description === undefined ? {} : { error_description: error.error_description }),
-          ...(error.error_uri === undefined ? {} : { error_uri: error.error_uri }),
-          hint: 'a DPoP-bound refresh token must be refreshed with the same DPoP key it was issued to (RFC 9449 §5)',
-        });
+        throw withHint(error, 'a DPoP-bound refresh token must be refreshed with the same DPoP key it was issued to (RFC 9449 §5)');
       }
       throw error;
     }

@@ -107,6 +107,22 @@ export class OAuthError extends TesseraError {
   }
 }
 
+/** The same OAuth error, with a hint of what the SDK knows beyond what the server said. @internal */
+export function withHint(error: OAuthError, hint: string): OAuthError {
+  return new OAuthError(
+    {
+      error: error.error,
+      status: error.status,
+      endpoint: error.endpoint,
+      ...(error.error_description === undefined ? {} : { error_description: error.error_description }),
+      ...(error.error_uri === undefined ? {} : { error_uri: error.error_uri }),
+      ...(error.wwwAuthenticate === undefined ? {} : { wwwAuthenticate: error.wwwAuthenticate }),
+      hint,
+    },
+    error.cause === undefined ? undefined : { cause: error.cause },
+  );
+}
+
 /** What {@link ResponseError} carries. */
 export interface ResponseErrorFields {
   endpoint: string;

@@ -3,7 +3,7 @@ import { decodeJwt } from 'jose';
 import type { JWTPayload } from 'jose';
 import type { Client } from './client.js';
 import type { DPoPHandle } from './dpop.js';
-import { ConfigurationError, IdTokenError, OAuthError, ResponseError, TesseraError, TokenStoreError, TransportError } from './errors.js';
+import { ConfigurationError, IdTokenError, OAuthError, ResponseError, TesseraError, TokenStoreError, TransportError, withHint } from './errors.js';
 import type { RevocationResult, TokenManagerEvents } from './events.js';
 import { fetchWithTokens, tokenSources } from './http-integration.js';
 import type { TokenSource } from './http-integration.js';
@@ -762,15 +762,10 @@ function answerLost(error: unknown): TransportError | undefined {
 
 /** `invalid_grant` for a refresh token whose previous refresh lost its answer: say what most likely happened. */
 function spentAfterLostAnswer(error: OAuthError): OAuthError {
-  return new OAuthError({
-    error: error.error,
-    status: error.status,
-    endpoint: error.endpoint,
-    ...(error.error_description === undefined ? {} : { error_description: error.error_description }),
-    ...(error.error_uri === undefined ? {} : { error_uri: error.error_uri }),
-    ...(error.wwwAuthenticate === undefined ? {} : { wwwAuthenticate: error.wwwAuthenticate }),
-    hint: 'the answer to the previous refresh with this refresh token was lost; the server had most likely rotated it, so the grant is lost and the user must sign in again',
-  });
+  return withHint(
+    error,
+    'the answer to the previous refresh with this refresh token was lost; the server had most likely rotated it, so the grant is lost and the user must sign in again',
+  );
 }
 
 /** Network failures, timeouts, 5xx and the server's own "try later" codes. */

@@ -26,19 +26,30 @@ const OWN_FIELDS = new Set(['name', 'code', 'endpoint', 'field', 'check', 'opera
 /** Shorter secrets are not looked for (they would match ordinary words). */
 const MIN_SECRET_LENGTH = 4;
 
+/**
+ * The ways JSON encoders write a string: with or without `\/` for `/` (PHP), `\uXXXX` for
+ * non-ASCII characters (PHP, Python) and for `<`, `>`, `&` (Go), in every combination.
+ */
+function jsonForms(secret: string): string[] {
+  const json = JSON.stringify(secret).slice(1, -1);
+  const escape = (pattern: RegExp) => (text: string) =>
+    text.replace(pattern, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const forms: string[] = [];
+  for (const slash of [false, true]) {
+    const base = slash ? json.replace(/\//g, '\\/') : json;
+    forms.push(base, escape(/[\u007f-\uffff]/g)(base), escape(/[<>&]/g)(base), escape(/[<>&\u007f-\uffff]/g)(base));
+  }
+  return forms;
+}
+
 /** The forms a secret may come back in. */
 function encodedForms(secret: string): string[] {
-  const json = JSON.stringify(secret).slice(1, -1);
   const forms = new Set([
     secret,
     formEncode(secret),
     encodeURIComponent(secret),
     encodeURI(secret),
-    json,
-    json.replace(/\//g, '\\/'),
-    json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
-    // Go's encoding/json (and others) also escape <, > and & for HTML safety.
-    json.replace(/[<>&\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+    ...jsonForms(secret),
     secret.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`),
     secret.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;'),
     Buffer.from(secret, 'utf8').toString('base64'),
