@@ -39,22 +39,28 @@ export function raw(response: http.ServerResponse, status: number, body: string 
   response.end(body);
 }
 
+/** Reads a whole request, then hands it over as a {@link RecordedRequest}. */
+export function onRequest(req: http.IncomingMessage, handle: (recorded: RecordedRequest) => void): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks).toString('utf8');
+    handle({
+      method: req.method ?? 'GET',
+      path: (req.url ?? '/').split('?')[0]!,
+      headers: req.headers,
+      body,
+      form: new URLSearchParams(body),
+    });
+  });
+}
+
 export async function startFakeServer(handlers: Record<string, Handler> = {}): Promise<FakeServer> {
   const routes = new Map(Object.entries(handlers));
   const requests: RecordedRequest[] = [];
   const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      const path = (req.url ?? '/').split('?')[0]!;
-      const recorded: RecordedRequest = {
-        method: req.method ?? 'GET',
-        path,
-        headers: req.headers,
-        body,
-        form: new URLSearchParams(body),
-      };
+    onRequest(req, (recorded) => {
+      const { path } = recorded;
       requests.push(recorded);
       const handler = routes.get(path);
       if (handler === undefined) {
