@@ -332,8 +332,9 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
 
   /**
    * Stops the background timer and the change feed, waits for renewals in flight (a rotating
-   * refresh must not be cut off: its answer holds the only copy of the new refresh token), and
-   * closes the store if the manager made it.
+   * refresh must not be cut off: its answer holds the only copy of the new refresh token; one still
+   * waiting for the store lock gives up), tries once more to write back token sets the store may
+   * not have, and closes the store if the manager made it.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -342,7 +343,9 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     this.#scheduler?.close();
     this.#backgroundQueue = [];
     this.#backgroundHead = 0;
+    this.#view.stop(); // renewals still waiting for the store lock give up at once
     await Promise.allSettled([...this.#states.values()].map((state) => state.flight));
+    await this.#view.flush(); // a last try for token sets the store may not have
     this.#view.close();
     if (this.#ownsStore) await this.#store.close?.();
   }

@@ -62,7 +62,8 @@ function failingWrites<S extends TokenStore>(store: S): TokenStore & { failNextS
     },
   };
   if (store.lock !== undefined) wrapped.lock = (key, options) => store.lock!(key, options);
-  if (store.subscribe !== undefined) wrapped.subscribe = (listener, options) => store.subscribe!(listener, options);
+  if (store.subscribe !== undefined)
+    wrapped.subscribe = (listener, options) => store.subscribe!(listener, options);
   return wrapped;
 }
 
@@ -451,5 +452,35 @@ describe('a refresh whose answer is lost after the server rotated', () => {
     expect(error).toMatchObject({ code: 'NETWORK_ERROR', systemCode: 'ECONNREFUSED' });
     expect((error as TransportError).outcomeUnknown).toBeUndefined();
     await manager.close();
+  });
+});
+
+describe('close()', () => {
+  it('does not wait for a renewal that is still waiting for the store lock', async () => {
+    const store = new MemoryTokenStore();
+    const held = await store.lock('default', { ttlMs: 120_000, waitMs: 0 }); // another process holds it
+    const manager = new TokenManager({
+      client,
+      store,
+      grant: 'client_credentials',
+      lock: { ttlMs: 1000, waitMs: 60_000 },
+    });
+    const waiting = rejection(manager.getValidAccessToken());
+    await until(() => true);
+    await manager.close(); // would take 60 s if it waited for the lock
+    expect(await waiting).toMatchObject({ code: 'STORE_ERROR', operation: 'lock' });
+    await held.release();
+    await store.close();
+  });
+
+  it('tries once more to write back a token set the store does not have', async () => {
+    const inner = plainStore();
+    const store = failingWrites(inner);
+    const manager = new TokenManager({ client, store, retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } });
+    await manager.storeTokens((await userTokens()) as never);
+    store.failNextSets(1);
+    const renewed = await manager.refreshTokens(); // the write fails; the next try would be a minute away
+    await manager.close();
+    expect(inner.data.get('default')?.refreshToken).toBe(renewed.refreshToken);
   });
 });

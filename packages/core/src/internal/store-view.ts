@@ -97,6 +97,9 @@ export class StoreView {
   readonly #writing = new Set<string>();
   readonly #unsubscribe: (() => void) | undefined;
   #closed = false;
+  /** Rejects when the view is stopped: what `lock()` races with. */
+  readonly #stopped: Promise<never>;
+  readonly #stop: (reason: TokenStoreError) => void;
 
   constructor(options: StoreViewOptions) {
     this.#store = options.store;
@@ -106,6 +109,10 @@ export class StoreView {
     this.#retry = options.retry;
     this.#onFailure = options.onFailure;
     this.#writeBacks = new RefreshScheduler(options.now, (key) => void this.#writeBack(key));
+    let stop: (reason: TokenStoreError) => void = () => undefined;
+    this.#stopped = new Promise<never>((_resolve, reject) => (stop = reject));
+    this.#stopped.catch(() => undefined); // raced, never awaited alone
+    this.#stop = stop;
     if (options.subscribe !== undefined) {
       this.#cache = new NearCache(options.usable, options.skewMs);
       this.#unsubscribe = options.subscribe((key) => this.#changed(key), {
@@ -210,14 +217,30 @@ export class StoreView {
   lock(key: string, options: { ttlMs: number; waitMs: number }): Promise<StoreLock> {
     return this.#call(key, 'lock', () => this.#store.lock!(key, options), {
       boundMs: options.waitMs + this.#timeoutMs,
+      stopped: this.#stopped,
       // A lock granted after we gave up would block everyone else until its TTL: give it back.
       late: (lock) => void Promise.resolve(lock?.release?.()).catch(() => undefined),
     });
   }
 
-  close(): void {
-    this.#closed = true;
+  /**
+   * The first step of closing: lock waits end at once (nothing was sent yet, so giving up is safe),
+   * and nothing new is scheduled.
+   */
+  stop(): void {
+    this.#stop(new TokenStoreError('lock', 'the TokenManager was closed while waiting for the store lock'));
     this.#writeBacks.close();
+  }
+
+  /** One last attempt to write back every token set the store may not have (bounded like any call). */
+  async flush(): Promise<void> {
+    const unsaved = [...this.#known].filter(([, known]) => known.unsaved).map(([key]) => key);
+    await Promise.allSettled(unsaved.map((key) => this.#writeBack(key)));
+  }
+
+  close(): void {
+    this.stop();
+    this.#closed = true;
     this.#unsubscribe?.();
     this.#cache?.clear();
   }
@@ -391,26 +414,28 @@ export class StoreView {
     key: string,
     operation: StoreOperation,
     run: () => Promise<T>,
-    options: { boundMs?: number; late?: (value: T) => void } = {},
+    options: { boundMs?: number; late?: (value: T) => void; stopped?: Promise<never> } = {},
   ): Promise<T> {
     const boundMs = options.boundMs ?? this.#timeoutMs;
     let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
     try {
       const pending = Promise.resolve().then(run);
       const deadline = new Promise<never>((_resolve, reject) => {
         timer = setTimeout(() => {
-          timedOut = true;
           reject(new TokenStoreError(operation, `token store ${operation} of "${key}" did not settle within ${boundMs} ms`));
         }, boundMs);
       });
+      const raced = Promise.race(options.stopped === undefined ? [pending, deadline] : [pending, deadline, options.stopped]);
+      // A result that lost the race (it came after the deadline or a stop) goes to `late`.
       pending.then(
-        (value) => {
-          if (timedOut) options.late?.(value);
-        },
+        (value) =>
+          raced.then(
+            (won) => won !== value && options.late?.(value),
+            () => options.late?.(value),
+          ),
         () => undefined, // a late failure, after the deadline, is of no interest
       );
-      return await Promise.race([pending, deadline]);
+      return await raced;
     } catch (cause) {
       this.#epoch += 1;
       const error =
