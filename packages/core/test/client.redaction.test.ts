@@ -288,6 +288,15 @@ describe('Redactor', () => {
     expect(redactor.redact(`<${value}>`)).toBe('<[redacted]>');
   });
 
+  it.each([[0], [1], [2]])(
+    'redacts a secret base64-encoded inside a longer blob, %i bytes into a 3-byte group (found by the fuzz harness)',
+    (offset) => {
+      const blob = Buffer.from(`{"x":"${'a'.repeat(offset)}${SECRET}"}`).toString('base64url');
+      expect(redactor.redact(blob)).toContain('[redacted]');
+      expect(redactor.redact(blob)).not.toContain(Buffer.from(SECRET).toString('base64url').slice(4, 16));
+    },
+  );
+
   it('redacts a piece of 12 characters anywhere', () => {
     expect(redactor.redact(`a ${SECRET.slice(5, 17)} b`)).toBe('a [redacted] b');
     expect(redactor.redact(`ends with ${SECRET.slice(0, 12)}`)).toBe('ends with [redacted]');

@@ -42,6 +42,23 @@ function jsonForms(secret: string): string[] {
   return forms;
 }
 
+/**
+ * The secret base64-encoded on its own (a Basic header) and inside a longer blob (a JWT payload that
+ * carries it): there its encoding depends on where it starts within a 3-byte group, so each of the
+ * three alignments is kept, without the characters its neighbours share.
+ */
+function base64Forms(secret: string): string[] {
+  const bytes = Buffer.from(secret, 'utf8');
+  const forms: string[] = [];
+  for (const alphabet of ['base64', 'base64url'] as const) {
+    forms.push(bytes.toString(alphabet));
+    for (const offset of [1, 2]) {
+      forms.push(Buffer.concat([Buffer.alloc(offset), bytes]).toString(alphabet).slice(offset + 1, -3));
+    }
+  }
+  return forms;
+}
+
 /** The forms a secret may come back in. */
 function encodedForms(secret: string): string[] {
   const forms = new Set([
@@ -52,8 +69,7 @@ function encodedForms(secret: string): string[] {
     ...jsonForms(secret),
     secret.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`),
     secret.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;'),
-    Buffer.from(secret, 'utf8').toString('base64'),
-    Buffer.from(secret, 'utf8').toString('base64url'),
+    ...base64Forms(secret),
   ]);
   return [...forms].filter((form) => form.length >= MIN_SECRET_LENGTH).map(lowerCase);
 }
