@@ -48,15 +48,21 @@ export interface StoreViewOptions {
 /** The newest token set of a key, as far as this process knows. */
 interface Known {
   tokens: TokenSet;
-  /** Access and refresh tokens of the sets it replaced, newest first: a stored set holding one is older. */
+  /**
+   * Access and refresh tokens of the sets it replaced, newest first: a stored set holding one is
+   * older. Once the store holds `tokens`, only the set it directly replaced is kept (a lagging
+   * replica or writer can still hand that one back); while it does not, the whole lineage is.
+   */
   replaced: string[];
+  /** How many of `replaced` belong to the set it directly replaced. */
+  recent: number;
   /** The store may not hold it: a write failed, or the store was found behind. */
   unsaved: boolean;
   /** {@link StoreView.#epoch} when the store last confirmed what it holds for the key. */
   confirmedEpoch: number;
 }
 
-/** How many replaced tokens are remembered per key. */
+/** How many replaced tokens are remembered per key at most (while the store is behind). */
 const MAX_REPLACED = 16;
 
 const optionalString = z.string().optional();
@@ -97,9 +103,9 @@ export class StoreView {
   readonly #writing = new Set<string>();
   readonly #unsubscribe: (() => void) | undefined;
   #closed = false;
-  /** Rejects when the view is stopped: what `lock()` races with. */
-  readonly #stopped: Promise<never>;
-  readonly #stop: (reason: TokenStoreError) => void;
+  /** Ends the stoppable calls in flight (lock waits) when the view is stopped. */
+  readonly #stoppers = new Set<(reason: TokenStoreError) => void>();
+  #stopped = false;
 
   constructor(options: StoreViewOptions) {
     this.#store = options.store;
@@ -109,10 +115,6 @@ export class StoreView {
     this.#retry = options.retry;
     this.#onFailure = options.onFailure;
     this.#writeBacks = new RefreshScheduler(options.now, (key) => void this.#writeBack(key));
-    let stop: (reason: TokenStoreError) => void = () => undefined;
-    this.#stopped = new Promise<never>((_resolve, reject) => (stop = reject));
-    this.#stopped.catch(() => undefined); // raced, never awaited alone
-    this.#stop = stop;
     if (options.subscribe !== undefined) {
       this.#cache = new NearCache(options.usable, options.skewMs);
       this.#unsubscribe = options.subscribe((key) => this.#changed(key), {
@@ -217,7 +219,7 @@ export class StoreView {
   lock(key: string, options: { ttlMs: number; waitMs: number }): Promise<StoreLock> {
     return this.#call(key, 'lock', () => this.#store.lock!(key, options), {
       boundMs: options.waitMs + this.#timeoutMs,
-      stopped: this.#stopped,
+      stoppable: true,
       // A lock granted after we gave up would block everyone else until its TTL: give it back.
       late: (lock) => void Promise.resolve(lock?.release?.()).catch(() => undefined),
     });
@@ -228,7 +230,8 @@ export class StoreView {
    * and nothing new is scheduled.
    */
   stop(): void {
-    this.#stop(new TokenStoreError('lock', 'the TokenManager was closed while waiting for the store lock'));
+    this.#stopped = true;
+    for (const stop of [...this.#stoppers]) stop(new TokenStoreError('lock', 'the TokenManager was closed while waiting for the store lock'));
     this.#writeBacks.close();
   }
 
@@ -254,7 +257,7 @@ export class StoreView {
   #reconcile(key: string, stored: TokenSet | undefined, epoch: number): TokenSet | undefined {
     const known = this.#known.get(key);
     if (known === undefined) {
-      if (stored !== undefined) this.#known.set(key, { tokens: stored, replaced: [], unsaved: false, confirmedEpoch: epoch });
+      if (stored !== undefined) this.#known.set(key, { tokens: stored, replaced: [], recent: 0, unsaved: false, confirmedEpoch: epoch });
       return stored;
     }
     if (stored !== undefined && stored.accessToken === known.tokens.accessToken) {
@@ -281,14 +284,17 @@ export class StoreView {
   /** Makes `tokens` the newest set of `key`, replacing `replaced` (an older set) and its lineage. */
   #replace(key: string, tokens: TokenSet, replaced: TokenSet | undefined): Known {
     const previous = this.#known.get(key);
-    const lineage = [
-      ...(replaced === undefined ? [] : [replaced.accessToken, replaced.refreshToken]),
+    const current = (list: Array<string | undefined>): string[] =>
+      list.filter((token): token is string => token !== undefined && token !== tokens.accessToken && token !== tokens.refreshToken);
+    const recent = current(replaced === undefined ? [] : [replaced.accessToken, replaced.refreshToken]);
+    const older = current([
       ...(previous === undefined || previous.tokens === replaced ? [] : [previous.tokens.accessToken, previous.tokens.refreshToken]),
       ...(previous?.replaced ?? []),
-    ].filter((token): token is string => token !== undefined && token !== tokens.accessToken && token !== tokens.refreshToken);
+    ]);
     const known: Known = {
       tokens,
-      replaced: [...new Set(lineage)].slice(0, MAX_REPLACED),
+      replaced: [...new Set([...recent, ...older])].slice(0, MAX_REPLACED),
+      recent: recent.length,
       unsaved: true,
       confirmedEpoch: previous?.confirmedEpoch ?? this.#epoch,
     };
@@ -299,6 +305,7 @@ export class StoreView {
   /** The store holds `known` (as of `epoch`): nothing to write back. */
   #confirmed(key: string, known: Known, epoch: number): void {
     known.unsaved = false;
+    if (known.replaced.length > known.recent) known.replaced = known.replaced.slice(0, known.recent);
     known.confirmedEpoch = epoch;
     this.#writeBackAttempts.delete(key);
     this.#writeBacks.cancel(key);
@@ -414,18 +421,26 @@ export class StoreView {
     key: string,
     operation: StoreOperation,
     run: () => Promise<T>,
-    options: { boundMs?: number; late?: (value: T) => void; stopped?: Promise<never> } = {},
+    options: { boundMs?: number; late?: (value: T) => void; stoppable?: boolean } = {},
   ): Promise<T> {
     const boundMs = options.boundMs ?? this.#timeoutMs;
     let timer: NodeJS.Timeout | undefined;
+    let stopper: ((reason: TokenStoreError) => void) | undefined;
     try {
       const pending = Promise.resolve().then(run);
+      // The deadline, and for a stoppable call the view being stopped (a per-call registration: a
+      // shared promise that never settles would collect a reaction per call, forever).
       const deadline = new Promise<never>((_resolve, reject) => {
         timer = setTimeout(() => {
           reject(new TokenStoreError(operation, `token store ${operation} of "${key}" did not settle within ${boundMs} ms`));
         }, boundMs);
+        if (options.stoppable) {
+          if (this.#stopped) reject(new TokenStoreError(operation, 'the TokenManager was closed'));
+          stopper = reject;
+          this.#stoppers.add(stopper);
+        }
       });
-      const raced = Promise.race(options.stopped === undefined ? [pending, deadline] : [pending, deadline, options.stopped]);
+      const raced = Promise.race([pending, deadline]);
       // A result that lost the race (it came after the deadline or a stop) goes to `late`.
       pending.then(
         (value) =>
@@ -447,6 +462,7 @@ export class StoreView {
       throw error;
     } finally {
       clearTimeout(timer);
+      if (stopper !== undefined) this.#stoppers.delete(stopper);
     }
   }
 
