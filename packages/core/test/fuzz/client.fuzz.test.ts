@@ -6,7 +6,7 @@
  * The seed is fixed; `FUZZ_SEED=N` replays another run, `FUZZ_RUNS=N` (or `pnpm fuzz --runs N`)
  * runs more cases. A failure prints the plan that broke a property, and what broke.
  */
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { it } from '@jest/globals';
 import fc from 'fast-check';
 import { Client } from '@tessera/core';
 import type {
@@ -28,20 +28,18 @@ import {
   clientOptions,
   configuredSecrets,
   dpopHandle,
-  makeFuzzKeys,
   openCase,
+  useHostileSuite,
+  CLIENT_SOURCES,
+  GRANT_SOURCES,
 } from './clients.js';
-import type { FuzzAuthMethod, FuzzKeys, FuzzTransport } from './clients.js';
+import type { FuzzAuthMethod, FuzzTransport } from './clients.js';
 import { casePlanArb, record } from './answer-plans.js';
 import type { CasePlan, EndpointKind, SecretSource } from './answer-plans.js';
-import { startHostileServer } from './hostile-server.js';
-import type { HostileServer } from './hostile-server.js';
 import {
-  SuiteWatch,
   checkCall,
   cibaProblems,
   deadlineMs,
-  describeError,
   deviceProblems,
   fuzzParameters,
   introspectionProblems,
@@ -49,38 +47,13 @@ import {
   tokenResponseProblems,
 } from './properties.js';
 
-let server: HostileServer;
-let keys: FuzzKeys;
-let watch: SuiteWatch;
-
-beforeAll(async () => {
-  watch = new SuiteWatch();
-  server = await startHostileServer();
-  keys = await makeFuzzKeys();
-});
-
-afterAll(async () => {
-  await server.close();
-  watch.stop();
-  expect(watch.unhandled.map(describeError)).toEqual([]);
-});
+const suite = useHostileSuite();
 
 const authArb = fc.constantFrom<FuzzAuthMethod>(...AUTH_METHODS);
 const transportArb = fc.oneof(
   { weight: 3, arbitrary: fc.constant<FuzzTransport>(TRANSPORTS[0]) },
   { weight: 1, arbitrary: fc.constant<FuzzTransport>(TRANSPORTS[1]) },
 );
-
-/** What every authenticated request carries. */
-const CLIENT_SOURCES: SecretSource[] = [
-  'client_secret',
-  'client_assertion',
-  'authorization',
-  'basic_credentials',
-  'basic_decoded',
-  'request_body',
-];
-const GRANT_SOURCES: SecretSource[] = [...CLIENT_SOURCES, 'dpop'];
 
 interface Input {
   auth: FuzzAuthMethod;
@@ -99,7 +72,7 @@ function inputArb(kind: EndpointKind, sources: SecretSource[], maxAnswers = 3): 
 }
 
 function grantOptions(client: Client, input: Input): GrantOptions {
-  return input.dpop ? { DPoP: dpopHandle(client, keys) } : {};
+  return input.dpop ? { DPoP: dpopHandle(client, suite.keys) } : {};
 }
 
 /** A grant may be answered `use_dpop_nonce` and retried once, then fetch the JWKS for its ID Token. */
@@ -120,15 +93,19 @@ it(
           plan: casePlanArb('metadata', ['client_secret'], 4),
         }),
         async ({ auth, transport, plan }) => {
-          const fuzzCase = server.open(plan, { clientId: 'unused' });
-          await checkCall(watch, {
+          const fuzzCase = suite.server.open(plan, { clientId: 'unused' });
+          await checkCall(suite.watch, {
             what: 'Client.discover',
             input: { auth, transport, plan },
             fuzzCase,
             secrets: configuredSecrets(auth),
             maxRequests: 4,
             call: () =>
-              Client.discover(fuzzCase.issuer, clientMetadata(auth), clientOptions(auth, keys, transport)),
+              Client.discover(
+                fuzzCase.issuer,
+                clientMetadata(auth),
+                clientOptions(auth, suite.keys, transport),
+              ),
             check: (client) =>
               client instanceof Client && client.serverMetadata().issuer === fuzzCase.issuer
                 ? []
@@ -147,8 +124,14 @@ it(
   async () => {
     await fc.assert(
       fc.asyncProperty(inputArb('token', GRANT_SOURCES), async (input) => {
-        const { fuzzCase, client } = openCase(server, input.plan, input.auth, keys, input.transport);
-        await checkCall(watch, {
+        const { fuzzCase, client } = openCase(
+          suite.server,
+          input.plan,
+          input.auth,
+          suite.keys,
+          input.transport,
+        );
+        await checkCall(suite.watch, {
           what: 'clientCredentialsGrant',
           input,
           fuzzCase,
@@ -169,8 +152,14 @@ it(
   async () => {
     await fc.assert(
       fc.asyncProperty(inputArb('token', [...GRANT_SOURCES, 'refresh_token']), async (input) => {
-        const { fuzzCase, client } = openCase(server, input.plan, input.auth, keys, input.transport);
-        await checkCall(watch, {
+        const { fuzzCase, client } = openCase(
+          suite.server,
+          input.plan,
+          input.auth,
+          suite.keys,
+          input.transport,
+        );
+        await checkCall(suite.watch, {
           what: 'refreshTokenGrant',
           input,
           fuzzCase,
@@ -210,9 +199,15 @@ it(
     });
     await fc.assert(
       fc.asyncProperty(arb, async ({ grant, input }) => {
-        const { fuzzCase, client } = openCase(server, input.plan, input.auth, keys, input.transport);
+        const { fuzzCase, client } = openCase(
+          suite.server,
+          input.plan,
+          input.auth,
+          suite.keys,
+          input.transport,
+        );
         const [grantType, parameters] = GENERIC_GRANTS[grant];
-        await checkCall(watch, {
+        await checkCall(suite.watch, {
           what: `genericGrantRequest (${grant})`,
           input: { grant, input },
           fuzzCase,
@@ -244,10 +239,10 @@ it(
     );
     await fc.assert(
       fc.asyncProperty(arb, async ({ mode, auth, transport, plan }) => {
-        const { fuzzCase, client } = openCase(server, plan, auth, keys, transport);
+        const { fuzzCase, client } = openCase(suite.server, plan, auth, suite.keys, transport);
         const options: IntrospectionOptions =
           mode === 'jwt' ? { jwtResponse: true } : mode === 'bearer' ? { bearer: BEARER_TOKEN } : {};
-        await checkCall(watch, {
+        await checkCall(suite.watch, {
           what: `tokenIntrospection (${mode})`,
           input: { mode, auth, transport, plan },
           fuzzCase,
@@ -278,9 +273,9 @@ it(
     });
     await fc.assert(
       fc.asyncProperty(arb, async ({ hint, auth, transport, plan }) => {
-        const { fuzzCase, client } = openCase(server, plan, auth, keys, transport);
+        const { fuzzCase, client } = openCase(suite.server, plan, auth, suite.keys, transport);
         const token = hint === 'access_token' ? ACCESS_TOKEN : REFRESH_TOKEN;
-        await checkCall(watch, {
+        await checkCall(suite.watch, {
           what: `tokenRevocation (${hint})`,
           input: { hint, auth, transport, plan },
           fuzzCase,
@@ -301,8 +296,14 @@ it(
   async () => {
     await fc.assert(
       fc.asyncProperty(inputArb('device', CLIENT_SOURCES), async (input) => {
-        const { fuzzCase, client } = openCase(server, input.plan, input.auth, keys, input.transport);
-        await checkCall(watch, {
+        const { fuzzCase, client } = openCase(
+          suite.server,
+          input.plan,
+          input.auth,
+          suite.keys,
+          input.transport,
+        );
+        await checkCall(suite.watch, {
           what: 'initiateDeviceAuthorization',
           input,
           fuzzCase,
@@ -323,7 +324,13 @@ it(
   async () => {
     await fc.assert(
       fc.asyncProperty(inputArb('token', [...GRANT_SOURCES, 'device_code']), async (input) => {
-        const { fuzzCase, client } = openCase(server, input.plan, input.auth, keys, input.transport);
+        const { fuzzCase, client } = openCase(
+          suite.server,
+          input.plan,
+          input.auth,
+          suite.keys,
+          input.transport,
+        );
         const device: DeviceAuthorizationResponse = {
           device_code: DEVICE_CODE,
           user_code: 'WDJB-MJHT',
@@ -331,7 +338,7 @@ it(
           expires_in: POLL_EXPIRES_IN,
           interval: POLL_INTERVAL,
         };
-        await checkCall(watch, {
+        await checkCall(suite.watch, {
           what: 'pollDeviceAuthorizationGrant',
           input,
           fuzzCase,
@@ -352,8 +359,14 @@ it(
   async () => {
     await fc.assert(
       fc.asyncProperty(inputArb('ciba', CLIENT_SOURCES), async (input) => {
-        const { fuzzCase, client } = openCase(server, input.plan, input.auth, keys, input.transport);
-        await checkCall(watch, {
+        const { fuzzCase, client } = openCase(
+          suite.server,
+          input.plan,
+          input.auth,
+          suite.keys,
+          input.transport,
+        );
+        await checkCall(suite.watch, {
           what: 'initiateBackchannelAuthentication',
           input,
           fuzzCase,
@@ -378,13 +391,19 @@ it(
   async () => {
     await fc.assert(
       fc.asyncProperty(inputArb('token', [...GRANT_SOURCES, 'auth_req_id']), async (input) => {
-        const { fuzzCase, client } = openCase(server, input.plan, input.auth, keys, input.transport);
+        const { fuzzCase, client } = openCase(
+          suite.server,
+          input.plan,
+          input.auth,
+          suite.keys,
+          input.transport,
+        );
         const request: BackchannelAuthenticationResponse = {
           auth_req_id: AUTH_REQ_ID,
           expires_in: POLL_EXPIRES_IN,
           interval: POLL_INTERVAL,
         };
-        await checkCall(watch, {
+        await checkCall(suite.watch, {
           what: 'pollBackchannelAuthenticationGrant',
           input,
           fuzzCase,

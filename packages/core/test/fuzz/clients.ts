@@ -9,8 +9,11 @@ import { exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import { Client, randomDPoPKeyPair } from '@tessera/core';
 import type { ClientAuthMethod, ClientMetadata, ClientOptions, DPoPHandle } from '@tessera/core';
-import type { CasePlan } from './answer-plans.js';
+import { afterAll, beforeAll, expect } from '@jest/globals';
+import type { CasePlan, SecretSource } from './answer-plans.js';
+import { startHostileServer } from './hostile-server.js';
 import type { HostileCase, HostileServer } from './hostile-server.js';
+import { SuiteWatch, describeError } from './properties.js';
 import type { Secret } from './properties.js';
 
 export const CLIENT_ID = 'fuzz-client';
@@ -104,4 +107,51 @@ export function openCase(
 
 export function dpopHandle(client: Client, keys: FuzzKeys): DPoPHandle {
   return client.getDPoPHandle(keys.dpop);
+}
+
+/** What every authenticated request carries. */
+export const CLIENT_SOURCES: SecretSource[] = [
+  'client_secret',
+  'client_assertion',
+  'authorization',
+  'basic_credentials',
+  'basic_decoded',
+  'request_body',
+];
+/** What a token request carries besides: a DPoP proof. */
+export const GRANT_SOURCES: SecretSource[] = [...CLIENT_SOURCES, 'dpop'];
+
+/**
+ * One fuzz suite's hostile server and keys, started in `beforeAll`; `afterAll` closes the server and
+ * fails the suite when any unhandled rejection was seen meanwhile.
+ */
+export function useHostileSuite(): {
+  readonly server: HostileServer;
+  readonly keys: FuzzKeys;
+  readonly watch: SuiteWatch;
+} {
+  let server: HostileServer | undefined;
+  let keys: FuzzKeys | undefined;
+  let watch: SuiteWatch | undefined;
+  beforeAll(async () => {
+    watch = new SuiteWatch();
+    server = await startHostileServer();
+    keys = await makeFuzzKeys();
+  });
+  afterAll(async () => {
+    await server?.close();
+    watch?.stop();
+    expect(watch?.unhandled.map(describeError)).toEqual([]);
+  });
+  return {
+    get server() {
+      return server!;
+    },
+    get keys() {
+      return keys!;
+    },
+    get watch() {
+      return watch!;
+    },
+  };
 }

@@ -4,7 +4,7 @@
  * every client authentication method, with and without DPoP. Besides the Client's properties
  * (./properties.ts), no event payload may carry a secret or a token.
  */
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { it } from '@jest/globals';
 import fc from 'fast-check';
 import { TokenManager } from '@tessera/core';
 import type {
@@ -22,20 +22,19 @@ import {
   TRANSPORTS,
   configuredSecrets,
   dpopHandle,
-  makeFuzzKeys,
   openCase,
+  useHostileSuite,
+  CLIENT_SOURCES,
+  GRANT_SOURCES,
 } from './clients.js';
-import type { FuzzAuthMethod, FuzzKeys, FuzzTransport } from './clients.js';
+import type { FuzzAuthMethod, FuzzTransport } from './clients.js';
 import { casePlanArb, record } from './answer-plans.js';
 import type { CasePlan, EndpointKind, SecretSource } from './answer-plans.js';
-import { startHostileServer } from './hostile-server.js';
-import type { HostileCase, HostileServer } from './hostile-server.js';
+import type { HostileCase } from './hostile-server.js';
 import {
-  SuiteWatch,
   accessTokenProblems,
   checkCall,
   deadlineMs,
-  describeError,
   fuzzParameters,
   introspectionProblems,
   propertyTimeoutMs,
@@ -44,31 +43,8 @@ import {
 } from './properties.js';
 import type { FuzzCall, Secret } from './properties.js';
 
-let server: HostileServer;
-let keys: FuzzKeys;
-let watch: SuiteWatch;
+const suite = useHostileSuite();
 
-beforeAll(async () => {
-  watch = new SuiteWatch();
-  server = await startHostileServer();
-  keys = await makeFuzzKeys();
-});
-
-afterAll(async () => {
-  await server.close();
-  watch.stop();
-  expect(watch.unhandled.map(describeError)).toEqual([]);
-});
-
-const CLIENT_SOURCES: SecretSource[] = [
-  'client_secret',
-  'client_assertion',
-  'authorization',
-  'basic_credentials',
-  'basic_decoded',
-  'request_body',
-];
-const GRANT_SOURCES: SecretSource[] = [...CLIENT_SOURCES, 'dpop'];
 const GRANT_REQUESTS = 3;
 
 /** What the manager holds before the call (never sent to the server by `storeTokens`). */
@@ -117,18 +93,18 @@ async function managerCase<T>(
     fuzzCase: HostileCase,
   ) => Omit<FuzzCall<T>, 'fuzzCase' | 'payloads' | 'input'> & { prepare?: () => Promise<unknown> },
 ): Promise<void> {
-  const { fuzzCase, client } = openCase(server, input.plan, input.auth, keys, input.transport);
+  const { fuzzCase, client } = openCase(suite.server, input.plan, input.auth, suite.keys, input.transport);
   const manager = new TokenManager({
     client,
     ...(options.grant ? { grant: 'client_credentials' as const } : {}),
-    ...(input.dpop ? { dpop: dpopHandle(client, keys) } : {}),
+    ...(input.dpop ? { dpop: dpopHandle(client, suite.keys) } : {}),
   });
   const events: Array<[string, unknown]> = [];
   onEveryEvent(manager, (name: TokenManagerEventName, payload) => events.push([`event ${name}`, payload]));
   try {
     const { prepare, ...call } = run(manager, fuzzCase);
     await prepare?.();
-    await checkCall(watch, { ...call, input, fuzzCase, payloads: () => events });
+    await checkCall(suite.watch, { ...call, input, fuzzCase, payloads: () => events });
   } finally {
     await manager.close();
   }
