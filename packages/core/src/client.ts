@@ -85,7 +85,6 @@ const SECRET_FIELDS: readonly string[] = [
   'code_verifier',
 ];
 
-
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_INTROSPECTION_TYPE = 'application/token-introspection+jwt';
 const JWT_INTROSPECTION_MAX_AGE_SECONDS = 300;
@@ -337,7 +336,7 @@ export class Client {
     const form = new URLSearchParams();
     appendParameters(form, parameters);
     form.set('token', token);
-    return this.#redacting([options.bearer], (secrets) => this.#introspect(form, jwt, options, secrets));
+    return this.#redacting((secrets) => this.#introspect(form, jwt, options, secrets));
   }
 
   async #introspect(form: URLSearchParams, jwt: boolean, options: IntrospectionOptions, secrets: CallSecrets): Promise<IntrospectionResponse> {
@@ -382,7 +381,7 @@ export class Client {
     const form = new URLSearchParams();
     appendParameters(form, parameters);
     form.set('token', token);
-    await this.#redacting([], async (secrets) => {
+    await this.#redacting(async (secrets) => {
       const { response, context } = await this.#post('revocation_endpoint', form, {
         policy: 'idempotent',
         signal: options.signal,
@@ -501,7 +500,7 @@ export class Client {
     expectedMember: string,
     options: RequestOptions,
   ): Promise<T> {
-    return this.#redacting([], async (secrets) => {
+    return this.#redacting(async (secrets) => {
       const { response, context } = await this.#post(name, form, { policy: 'unprocessed', signal: options.signal, secrets });
       if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
       const json = jsonObject(response, context, expectedMember);
@@ -526,7 +525,7 @@ export class Client {
     const form = grantForm(grantType, parameters, { [name]: value });
     const arrivedAt = arrivals.get(response) ?? Date.now();
     const interval = response.interval ?? DEFAULT_POLL_INTERVAL_SECONDS;
-    return this.#redacting([], (secrets) => this.#pollGrant(form, interval, arrivedAt + response.expires_in * 1000, options, what, secrets));
+    return this.#redacting((secrets) => this.#pollGrant(form, interval, arrivedAt + response.expires_in * 1000, options, what, secrets));
   }
 
   async #grant(
@@ -536,7 +535,7 @@ export class Client {
     fixed: Record<string, string> = {},
   ): Promise<TokenResponse> {
     const form = grantForm(grantType, parameters, fixed);
-    return this.#redacting([], async (secrets) => {
+    return this.#redacting(async (secrets) => {
       const { response, context } = await this.#post('token_endpoint', form, {
         policy: 'unprocessed',
         signal: options.signal,
@@ -652,11 +651,12 @@ export class Client {
   }
 
   /**
-   * Runs one protocol call; whatever it throws leaves it with every secret of its requests (and
-   * `extra`) redacted, in every form and every field (see `Redactor`).
+   * Runs one protocol call; whatever it throws leaves it with every secret of its requests (a
+   * bearer token too: it is in the `Authorization` header) redacted, in every form and every field
+   * (see `Redactor`).
    */
-  async #redacting<T>(extra: ReadonlyArray<string | undefined>, call: (secrets: CallSecrets) => Promise<T>): Promise<T> {
-    const secrets = new CallSecrets(SECRET_FIELDS, [...this.#auth.secrets, ...this.#transport.secrets, ...extra]);
+  async #redacting<T>(call: (secrets: CallSecrets) => Promise<T>): Promise<T> {
+    const secrets = new CallSecrets(SECRET_FIELDS, [...this.#auth.secrets, ...this.#transport.secrets]);
     try {
       return await call(secrets);
     } catch (error) {

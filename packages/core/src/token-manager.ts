@@ -703,13 +703,9 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     this.#emitSafely('token.expired', { key, expiredAt: tokens.expiresAt! });
   }
 
-  /** Emits without letting a throwing listener break the manager. */
+  /** Emits; listeners are isolated from the manager and each other by `SafeEventEmitter`. */
   #emitSafely<E extends keyof TokenManagerEvents>(event: E, payload: Parameters<TokenManagerEvents[E]>[0]): void {
-    try {
-      (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
-    } catch {
-      // A listener's own failure is not the manager's.
-    }
+    (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
   }
 
   #assertOpen(): void {

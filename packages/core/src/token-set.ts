@@ -22,7 +22,6 @@ export interface TokenSet {
   readonly extra?: Readonly<Record<string, unknown>>;
 }
 
-
 const KNOWN = new Set(['access_token', 'token_type', 'expires_in', 'refresh_token', 'id_token', 'scope']);
 const SECRET_FIELDS = new Set(['accessToken', 'refreshToken', 'idToken']);
 
