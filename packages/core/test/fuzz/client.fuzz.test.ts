@@ -46,6 +46,7 @@ import {
   propertyTimeoutMs,
   tokenResponseProblems,
 } from './properties.js';
+import type { Secret } from './properties.js';
 
 const suite = useHostileSuite();
 
@@ -119,60 +120,75 @@ it(
   propertyTimeoutMs(deadlineMs(4)),
 );
 
-it(
+/** What one property checks of a case, given its client and input (see {@link clientProperty}). */
+interface CallSpec<T> {
+  /** The name in failure messages; default: the property's name. */
+  what?: string;
+  /** Secrets of the call besides the client's own. */
+  secrets?: Secret[];
+  call: () => Promise<T>;
+  check: (value: T) => string[];
+}
+
+/**
+ * One property: every generated input opens a case on the hostile server with a client for its
+ * authentication method and transport, and the call must keep every property of ./properties.ts.
+ */
+function clientProperty<I extends { auth: FuzzAuthMethod; transport: FuzzTransport; plan: CasePlan }, T>(
+  name: string,
+  arb: fc.Arbitrary<I>,
+  maxRequests: number,
+  spec: (client: Client, input: I) => CallSpec<T>,
+): void {
+  it(
+    name,
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(arb, async (input) => {
+          const { fuzzCase, client } = openCase(
+            suite.server,
+            input.plan,
+            input.auth,
+            suite.keys,
+            input.transport,
+          );
+          const { what = name, secrets = [], call, check } = spec(client, input);
+          await checkCall(suite.watch, {
+            what,
+            input,
+            fuzzCase,
+            secrets: [...configuredSecrets(input.auth), ...secrets],
+            maxRequests,
+            call,
+            check,
+          });
+        }),
+        fuzzParameters(),
+      );
+    },
+    propertyTimeoutMs(deadlineMs(maxRequests)),
+  );
+}
+
+clientProperty(
   'clientCredentialsGrant',
-  async () => {
-    await fc.assert(
-      fc.asyncProperty(inputArb('token', GRANT_SOURCES), async (input) => {
-        const { fuzzCase, client } = openCase(
-          suite.server,
-          input.plan,
-          input.auth,
-          suite.keys,
-          input.transport,
-        );
-        await checkCall(suite.watch, {
-          what: 'clientCredentialsGrant',
-          input,
-          fuzzCase,
-          secrets: configuredSecrets(input.auth),
-          maxRequests: GRANT_REQUESTS,
-          call: () => client.clientCredentialsGrant({ scope: 'api:read' }, grantOptions(client, input)),
-          check: (tokens) => tokenResponseProblems(tokens),
-        });
-      }),
-      fuzzParameters(),
-    );
-  },
-  propertyTimeoutMs(deadlineMs(GRANT_REQUESTS)),
+  inputArb('token', GRANT_SOURCES),
+  GRANT_REQUESTS,
+  (client, input) => ({
+    call: () => client.clientCredentialsGrant({ scope: 'api:read' }, grantOptions(client, input)),
+    check: tokenResponseProblems,
+  }),
 );
 
-it(
+clientProperty(
   'refreshTokenGrant',
-  async () => {
-    await fc.assert(
-      fc.asyncProperty(inputArb('token', [...GRANT_SOURCES, 'refresh_token']), async (input) => {
-        const { fuzzCase, client } = openCase(
-          suite.server,
-          input.plan,
-          input.auth,
-          suite.keys,
-          input.transport,
-        );
-        await checkCall(suite.watch, {
-          what: 'refreshTokenGrant',
-          input,
-          fuzzCase,
-          secrets: [...configuredSecrets(input.auth), { name: 'refresh_token', value: REFRESH_TOKEN }],
-          maxRequests: GRANT_REQUESTS,
-          call: () => client.refreshTokenGrant(REFRESH_TOKEN, undefined, grantOptions(client, input)),
-          check: (tokens) => tokenResponseProblems(tokens),
-        });
-      }),
-      fuzzParameters(),
-    );
-  },
-  propertyTimeoutMs(deadlineMs(GRANT_REQUESTS)),
+  inputArb('token', [...GRANT_SOURCES, 'refresh_token']),
+  GRANT_REQUESTS,
+  (client, input) => ({
+    secrets: [{ name: 'refresh_token', value: REFRESH_TOKEN }],
+    call: () => client.refreshTokenGrant(REFRESH_TOKEN, undefined, grantOptions(client, input)),
+    check: tokenResponseProblems,
+  }),
 );
 
 const GENERIC_GRANTS = {
@@ -190,232 +206,119 @@ const GENERIC_GRANTS = {
   ],
 } as const;
 
-it(
+clientProperty(
   'genericGrantRequest',
-  async () => {
-    const arb = record({
-      grant: fc.constantFrom<keyof typeof GENERIC_GRANTS>('token-exchange', 'jwt-bearer'),
-      input: inputArb('token', [...GRANT_SOURCES, 'subject_token']),
-    });
-    await fc.assert(
-      fc.asyncProperty(arb, async ({ grant, input }) => {
-        const { fuzzCase, client } = openCase(
-          suite.server,
-          input.plan,
-          input.auth,
-          suite.keys,
-          input.transport,
-        );
-        const [grantType, parameters] = GENERIC_GRANTS[grant];
-        await checkCall(suite.watch, {
-          what: `genericGrantRequest (${grant})`,
-          input: { grant, input },
-          fuzzCase,
-          secrets: [...configuredSecrets(input.auth), { name: 'subject token', value: SUBJECT_TOKEN }],
-          maxRequests: GRANT_REQUESTS,
-          call: () => client.genericGrantRequest(grantType, parameters, grantOptions(client, input)),
-          check: (tokens) => tokenResponseProblems(tokens),
-        });
-      }),
-      fuzzParameters(),
-    );
+  inputArb('token', [...GRANT_SOURCES, 'subject_token']).chain((input) =>
+    fc
+      .constantFrom<keyof typeof GENERIC_GRANTS>('token-exchange', 'jwt-bearer')
+      .map((grant) => ({ ...input, grant })),
+  ),
+  GRANT_REQUESTS,
+  (client, input) => {
+    const [grantType, parameters] = GENERIC_GRANTS[input.grant];
+    return {
+      what: `genericGrantRequest (${input.grant})`,
+      secrets: [{ name: 'subject token', value: SUBJECT_TOKEN }],
+      call: () => client.genericGrantRequest(grantType, parameters, grantOptions(client, input)),
+      check: tokenResponseProblems,
+    };
   },
-  propertyTimeoutMs(deadlineMs(GRANT_REQUESTS)),
 );
 
 type IntrospectionMode = 'json' | 'jwt' | 'bearer';
 
-it(
+clientProperty(
   'tokenIntrospection (JSON, RFC 9701 JWT, and with a bearer token)',
-  async () => {
-    const sources: SecretSource[] = [...CLIENT_SOURCES, 'token'];
-    const arb = fc.constantFrom<IntrospectionMode>('json', 'jwt', 'bearer').chain((mode) =>
-      record({
-        mode: fc.constant(mode),
-        auth: authArb,
-        transport: transportArb,
-        plan: casePlanArb(mode === 'jwt' ? 'jwt-introspection' : 'introspection', sources),
-      }),
-    );
-    await fc.assert(
-      fc.asyncProperty(arb, async ({ mode, auth, transport, plan }) => {
-        const { fuzzCase, client } = openCase(suite.server, plan, auth, suite.keys, transport);
-        const options: IntrospectionOptions =
-          mode === 'jwt' ? { jwtResponse: true } : mode === 'bearer' ? { bearer: BEARER_TOKEN } : {};
-        await checkCall(suite.watch, {
-          what: `tokenIntrospection (${mode})`,
-          input: { mode, auth, transport, plan },
-          fuzzCase,
-          secrets: [
-            ...configuredSecrets(auth),
-            { name: 'introspected token', value: ACCESS_TOKEN },
-            ...(mode === 'bearer' ? [{ name: 'bearer token', value: BEARER_TOKEN }] : []),
-          ],
-          maxRequests: 2,
-          call: () => client.tokenIntrospection(ACCESS_TOKEN, { token_type_hint: 'access_token' }, options),
-          check: introspectionProblems,
-        });
-      }),
-      fuzzParameters(),
-    );
-  },
-  propertyTimeoutMs(deadlineMs(2)),
-);
-
-it(
-  'tokenRevocation',
-  async () => {
-    const arb = record({
-      hint: fc.constantFrom('access_token', 'refresh_token'),
+  fc.constantFrom<IntrospectionMode>('json', 'jwt', 'bearer').chain((mode) =>
+    record({
+      mode: fc.constant(mode),
       auth: authArb,
       transport: transportArb,
-      plan: casePlanArb('revocation', [...CLIENT_SOURCES, 'token']),
-    });
-    await fc.assert(
-      fc.asyncProperty(arb, async ({ hint, auth, transport, plan }) => {
-        const { fuzzCase, client } = openCase(suite.server, plan, auth, suite.keys, transport);
-        const token = hint === 'access_token' ? ACCESS_TOKEN : REFRESH_TOKEN;
-        await checkCall(suite.watch, {
-          what: `tokenRevocation (${hint})`,
-          input: { hint, auth, transport, plan },
-          fuzzCase,
-          secrets: [...configuredSecrets(auth), { name: 'revoked token', value: token }],
-          maxRequests: 1,
-          call: () => client.tokenRevocation(token, { token_type_hint: hint }),
-          check: (result) => (result === undefined ? [] : [`revocation resolved with ${String(result)}`]),
-        });
-      }),
-      fuzzParameters(),
-    );
+      plan: casePlanArb(mode === 'jwt' ? 'jwt-introspection' : 'introspection', [...CLIENT_SOURCES, 'token']),
+    }),
+  ),
+  2,
+  (client, { mode }) => {
+    const options: IntrospectionOptions =
+      mode === 'jwt' ? { jwtResponse: true } : mode === 'bearer' ? { bearer: BEARER_TOKEN } : {};
+    return {
+      what: `tokenIntrospection (${mode})`,
+      secrets: [
+        { name: 'introspected token', value: ACCESS_TOKEN },
+        ...(mode === 'bearer' ? [{ name: 'bearer token', value: BEARER_TOKEN }] : []),
+      ],
+      call: () => client.tokenIntrospection(ACCESS_TOKEN, { token_type_hint: 'access_token' }, options),
+      check: introspectionProblems,
+    };
   },
-  propertyTimeoutMs(deadlineMs(1)),
 );
 
-it(
-  'initiateDeviceAuthorization',
-  async () => {
-    await fc.assert(
-      fc.asyncProperty(inputArb('device', CLIENT_SOURCES), async (input) => {
-        const { fuzzCase, client } = openCase(
-          suite.server,
-          input.plan,
-          input.auth,
-          suite.keys,
-          input.transport,
-        );
-        await checkCall(suite.watch, {
-          what: 'initiateDeviceAuthorization',
-          input,
-          fuzzCase,
-          secrets: configuredSecrets(input.auth),
-          maxRequests: 1,
-          call: () => client.initiateDeviceAuthorization({ scope: 'openid offline_access' }),
-          check: deviceProblems,
-        });
-      }),
-      fuzzParameters(),
-    );
+clientProperty(
+  'tokenRevocation',
+  record({
+    hint: fc.constantFrom('access_token', 'refresh_token'),
+    auth: authArb,
+    transport: transportArb,
+    plan: casePlanArb('revocation', [...CLIENT_SOURCES, 'token']),
+  }),
+  1,
+  (client, { hint }) => {
+    const token = hint === 'access_token' ? ACCESS_TOKEN : REFRESH_TOKEN;
+    return {
+      what: `tokenRevocation (${hint})`,
+      secrets: [{ name: 'revoked token', value: token }],
+      call: () => client.tokenRevocation(token, { token_type_hint: hint }),
+      check: (result: unknown) =>
+        result === undefined ? [] : [`revocation resolved with ${String(result)}`],
+    };
   },
-  propertyTimeoutMs(deadlineMs(1)),
 );
 
-it(
+clientProperty('initiateDeviceAuthorization', inputArb('device', CLIENT_SOURCES), 1, (client) => ({
+  call: () => client.initiateDeviceAuthorization({ scope: 'openid offline_access' }),
+  check: deviceProblems,
+}));
+
+clientProperty(
   'pollDeviceAuthorizationGrant',
-  async () => {
-    await fc.assert(
-      fc.asyncProperty(inputArb('token', [...GRANT_SOURCES, 'device_code']), async (input) => {
-        const { fuzzCase, client } = openCase(
-          suite.server,
-          input.plan,
-          input.auth,
-          suite.keys,
-          input.transport,
-        );
-        const device: DeviceAuthorizationResponse = {
-          device_code: DEVICE_CODE,
-          user_code: 'WDJB-MJHT',
-          verification_uri: 'https://as.example/device',
-          expires_in: POLL_EXPIRES_IN,
-          interval: POLL_INTERVAL,
-        };
-        await checkCall(suite.watch, {
-          what: 'pollDeviceAuthorizationGrant',
-          input,
-          fuzzCase,
-          secrets: [...configuredSecrets(input.auth), { name: 'device_code', value: DEVICE_CODE }],
-          maxRequests: POLL_REQUESTS,
-          call: () => client.pollDeviceAuthorizationGrant(device, undefined, grantOptions(client, input)),
-          check: (tokens) => tokenResponseProblems(tokens),
-        });
-      }),
-      fuzzParameters(),
-    );
+  inputArb('token', [...GRANT_SOURCES, 'device_code']),
+  POLL_REQUESTS,
+  (client, input) => {
+    const device: DeviceAuthorizationResponse = {
+      device_code: DEVICE_CODE,
+      user_code: 'WDJB-MJHT',
+      verification_uri: 'https://as.example/device',
+      expires_in: POLL_EXPIRES_IN,
+      interval: POLL_INTERVAL,
+    };
+    return {
+      secrets: [{ name: 'device_code', value: DEVICE_CODE }],
+      call: () => client.pollDeviceAuthorizationGrant(device, undefined, grantOptions(client, input)),
+      check: tokenResponseProblems,
+    };
   },
-  propertyTimeoutMs(deadlineMs(POLL_REQUESTS)),
 );
 
-it(
-  'initiateBackchannelAuthentication',
-  async () => {
-    await fc.assert(
-      fc.asyncProperty(inputArb('ciba', CLIENT_SOURCES), async (input) => {
-        const { fuzzCase, client } = openCase(
-          suite.server,
-          input.plan,
-          input.auth,
-          suite.keys,
-          input.transport,
-        );
-        await checkCall(suite.watch, {
-          what: 'initiateBackchannelAuthentication',
-          input,
-          fuzzCase,
-          secrets: configuredSecrets(input.auth),
-          maxRequests: 1,
-          call: () =>
-            client.initiateBackchannelAuthentication({
-              login_hint: 'user@example.com',
-              binding_message: 'W4SCT',
-            }),
-          check: cibaProblems,
-        });
-      }),
-      fuzzParameters(),
-    );
-  },
-  propertyTimeoutMs(deadlineMs(1)),
-);
+clientProperty('initiateBackchannelAuthentication', inputArb('ciba', CLIENT_SOURCES), 1, (client) => ({
+  call: () =>
+    client.initiateBackchannelAuthentication({ login_hint: 'user@example.com', binding_message: 'W4SCT' }),
+  check: cibaProblems,
+}));
 
-it(
+clientProperty(
   'pollBackchannelAuthenticationGrant',
-  async () => {
-    await fc.assert(
-      fc.asyncProperty(inputArb('token', [...GRANT_SOURCES, 'auth_req_id']), async (input) => {
-        const { fuzzCase, client } = openCase(
-          suite.server,
-          input.plan,
-          input.auth,
-          suite.keys,
-          input.transport,
-        );
-        const request: BackchannelAuthenticationResponse = {
-          auth_req_id: AUTH_REQ_ID,
-          expires_in: POLL_EXPIRES_IN,
-          interval: POLL_INTERVAL,
-        };
-        await checkCall(suite.watch, {
-          what: 'pollBackchannelAuthenticationGrant',
-          input,
-          fuzzCase,
-          secrets: [...configuredSecrets(input.auth), { name: 'auth_req_id', value: AUTH_REQ_ID }],
-          maxRequests: POLL_REQUESTS,
-          call: () =>
-            client.pollBackchannelAuthenticationGrant(request, undefined, grantOptions(client, input)),
-          check: (tokens) => tokenResponseProblems(tokens),
-        });
-      }),
-      fuzzParameters(),
-    );
+  inputArb('token', [...GRANT_SOURCES, 'auth_req_id']),
+  POLL_REQUESTS,
+  (client, input) => {
+    const request: BackchannelAuthenticationResponse = {
+      auth_req_id: AUTH_REQ_ID,
+      expires_in: POLL_EXPIRES_IN,
+      interval: POLL_INTERVAL,
+    };
+    return {
+      secrets: [{ name: 'auth_req_id', value: AUTH_REQ_ID }],
+      call: () => client.pollBackchannelAuthenticationGrant(request, undefined, grantOptions(client, input)),
+      check: tokenResponseProblems,
+    };
   },
-  propertyTimeoutMs(deadlineMs(POLL_REQUESTS)),
 );
