@@ -11,7 +11,10 @@ export type TesseraErrorCode =
   | 'INVALID_ID_TOKEN'
   | 'STORE_ERROR'
   | 'INVALID_CONFIGURATION'
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  | 'NO_TOKENS'
+  | 'CLOSED'
+  | 'INTERNAL';
 
 /**
  * Base class of every error Tessera throws. Branch on `code` (stable) or on the subclass; the
@@ -81,6 +84,7 @@ export interface OAuthErrorFields {
  * ```
  */
 export class OAuthError extends TesseraError {
+  declare readonly code: 'OAUTH_ERROR';
   readonly error: string;
   readonly error_description?: string;
   readonly error_uri?: string;
@@ -144,6 +148,7 @@ export interface ResponseErrorFields {
  * 502 from a proxy, or a provider's own error envelope, whose text is in the message).
  */
 export class ResponseError extends TesseraError {
+  declare readonly code: 'INVALID_RESPONSE' | 'HTTP_ERROR';
   readonly endpoint: string;
   readonly status: number;
   readonly body?: string;
@@ -170,6 +175,7 @@ export class ResponseError extends TesseraError {
  * `timeoutMs` (`TIMEOUT`), or the caller's `AbortSignal` fired (`ABORTED`).
  */
 export class TransportError extends TesseraError {
+  declare readonly code: 'NETWORK_ERROR' | 'TIMEOUT' | 'ABORTED';
   readonly endpoint: string;
   /** The system error code where there is one, e.g. `'ECONNREFUSED'`. */
   readonly systemCode?: string;
@@ -197,6 +203,7 @@ export class TransportError extends TesseraError {
  * e.g. `'iss'`, `'aud'`, `'signature'`.
  */
 export class IdTokenError extends TesseraError {
+  declare readonly code: 'INVALID_ID_TOKEN';
   readonly check: string;
 
   constructor(check: string, message: string, options?: { cause?: unknown }) {
@@ -210,6 +217,7 @@ export type TokenStoreOperation = 'get' | 'set' | 'delete' | 'lock' | 'subscribe
 
 /** A token store failed; the store never pretends a key is empty. */
 export class TokenStoreError extends TesseraError {
+  declare readonly code: 'STORE_ERROR';
   readonly operation: TokenStoreOperation;
 
   constructor(operation: TokenStoreOperation, message: string, options?: { cause?: unknown }) {
@@ -223,7 +231,37 @@ export class TokenStoreError extends TesseraError {
  * what a call needs, e.g. an introspection endpoint (`UNSUPPORTED`).
  */
 export class ConfigurationError extends TesseraError {
+  declare readonly code: 'INVALID_CONFIGURATION' | 'UNSUPPORTED';
+
   constructor(code: 'INVALID_CONFIGURATION' | 'UNSUPPORTED', message: string, options?: { cause?: unknown }) {
     super(code, message, options);
+  }
+}
+
+/**
+ * A TokenManager cannot do what was asked: the key has no tokens and no grant to get some
+ * (`NO_TOKENS`: the user must sign in, and the tokens be stored with `storeTokens()`), or the
+ * manager was closed (`CLOSED`).
+ */
+export class TokenManagerError extends TesseraError {
+  declare readonly code: 'NO_TOKENS' | 'CLOSED';
+  /** The key the call was for. */
+  readonly key: string;
+
+  constructor(code: 'NO_TOKENS' | 'CLOSED', message: string, fields: { key: string }, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.key = fields.key;
+  }
+}
+
+/**
+ * Something failed that Tessera did not expect (`INTERNAL`): a bug of ours, or of code it calls
+ * back (a grant's parameters function, a store). The original is the `cause`; please report it.
+ */
+export class InternalError extends TesseraError {
+  declare readonly code: 'INTERNAL';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INTERNAL', message, options);
   }
 }

@@ -20,9 +20,11 @@ export type { AuthenticationChallenge } from './www-authenticate.js';
 export {
   ConfigurationError,
   IdTokenError,
+  InternalError,
   OAuthError,
   ResponseError,
   TesseraError,
+  TokenManagerError,
   TokenStoreError,
   TransportError,
 } from './errors.js';

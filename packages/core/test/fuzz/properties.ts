@@ -17,9 +17,11 @@ import type fc from 'fast-check';
 import {
   ConfigurationError,
   IdTokenError,
+  InternalError,
   OAuthError,
   ResponseError,
   TesseraError,
+  TokenManagerError,
   TokenStoreError,
   TransportError,
 } from '@tessera/core';
@@ -114,6 +116,9 @@ const DOCUMENTED_CODES: Record<TesseraErrorCode, true> = {
   STORE_ERROR: true,
   INVALID_CONFIGURATION: true,
   UNSUPPORTED: true,
+  NO_TOKENS: true,
+  CLOSED: true,
+  INTERNAL: true,
 };
 
 /** The exported error classes and the codes each may carry. */
@@ -124,6 +129,8 @@ const CLASS_CODES = new Map<unknown, readonly TesseraErrorCode[]>([
   [IdTokenError, ['INVALID_ID_TOKEN']],
   [TokenStoreError, ['STORE_ERROR']],
   [ConfigurationError, ['INVALID_CONFIGURATION', 'UNSUPPORTED']],
+  [TokenManagerError, ['NO_TOKENS', 'CLOSED']],
+  [InternalError, ['INTERNAL']],
 ]);
 
 /** Errors of the language itself: a bug in the SDK when they escape, whatever realm made them. */
