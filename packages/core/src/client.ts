@@ -1,10 +1,11 @@
-import { jwtVerify } from 'jose';
+import { errors as joseErrors, jwtVerify } from 'jose';
 import type { JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { wellKnownUrls } from './discovery.js';
 import { DPoPHandle } from './dpop.js';
 import { ConfigurationError, OAuthError, ResponseError, TesseraError, TransportError, withHint } from './errors.js';
 import { ClientAuthenticator } from './internal/client-auth.js';
+import type { AuthStyle } from './internal/client-auth.js';
 import { appendParameters } from './internal/form.js';
 import { HttpTransport, parseRetryAfter } from './internal/http.js';
 import type { HttpRequest, HttpResponse, RetryPolicy } from './internal/http.js';
@@ -111,6 +112,8 @@ const DEFAULT_GRANT_TYPES = ['authorization_code', 'implicit'];
  */
 export class Client {
   readonly #server: Readonly<ServerMetadata>;
+  /** The grant types the server advertises, read leniently (see `supports`). */
+  readonly #grantTypes: ReadonlySet<string>;
   readonly #metadata: Readonly<ClientMetadata>;
   readonly #transport: HttpTransport;
   readonly #auth: ClientAuthenticator;
@@ -215,6 +218,7 @@ export class Client {
       // e.g. metadata nested so deep that copying it overflows the stack
       throw new ConfigurationError('INVALID_CONFIGURATION', 'server metadata must be plain JSON data of reasonable depth', { cause });
     }
+    this.#grantTypes = advertisedGrantTypes(this.#server);
     this.#metadata = Object.freeze({ ...metadata });
     this.#auth = new ClientAuthenticator(this.#server, this.#metadata, options);
     this.#toleranceSeconds = options.clockToleranceSeconds ?? 30;
@@ -230,15 +234,26 @@ export class Client {
     return this.#server;
   }
 
+  /** The registered `client_id`. */
+  get clientId(): string {
+    return this.#metadata.client_id;
+  }
+
   /** The client authentication method in use (registered, or chosen from the server's list). */
   get authMethod(): ClientAuthMethod {
     return this.#auth.method;
   }
 
-  /** Whether the server advertises a capability in its metadata. */
+  /**
+   * Whether the server advertises a capability in its metadata. It informs, it never forbids: no
+   * request is refused because of it (servers leave things out of their metadata that they do).
+   * Grant types are read leniently, as servers publish them: in `grant_types_supported`, and also
+   * in a non-standard `grant_types` member or among `response_types_supported` (as some do), by
+   * their short names too (`device_code`, `token-exchange`).
+   */
   supports(capability: Capability): boolean {
     const s = this.#server;
-    const grants = s.grant_types_supported ?? DEFAULT_GRANT_TYPES;
+    const grants = this.#grantTypes;
     switch (capability) {
       case 'introspection':
         return s.introspection_endpoint !== undefined;
@@ -256,13 +271,13 @@ export class Client {
       case 'jwt_introspection':
         return s.introspection_endpoint !== undefined && (s.introspection_signing_alg_values_supported?.length ?? 0) > 0;
       case 'client_credentials':
-        return grants.includes('client_credentials');
+        return grants.has('client_credentials');
       case 'refresh_token':
-        return grants.includes('refresh_token');
+        return grants.has('refresh_token');
       case 'token_exchange':
-        return grants.includes(TOKEN_EXCHANGE);
+        return grants.has(TOKEN_EXCHANGE);
       case 'jwt_bearer':
-        return grants.includes('urn:ietf:params:oauth:grant-type:jwt-bearer');
+        return grants.has('urn:ietf:params:oauth:grant-type:jwt-bearer');
       case 'mtls':
         return s.mtls_endpoint_aliases !== undefined || s.tls_client_certificate_bound_access_tokens === true;
       case 'pushed_authorization_requests':
@@ -668,7 +683,9 @@ export class Client {
    * POSTs a form to an endpoint with client (or bearer) authentication and, when given, a DPoP
    * proof; all built anew for each attempt, and each recorded in `secrets`. A `use_dpop_nonce`
    * answer is retried exactly once with the nonce the server sent (RFC 9449 §8); a second one is
-   * returned as it is.
+   * returned as it is. A refused client authentication is retried once in the method's other
+   * reading where the options leave it open (see `ClientAuthenticator`): safe, since a refused
+   * authentication issued nothing; the reading that worked is kept.
    */
   async #post(
     name: EndpointName,
@@ -685,7 +702,11 @@ export class Client {
     const url = this.#endpoint(name);
     const { dpop, secrets } = options;
     const context: ResponseContext = { endpoint: LABELS[name], secrets };
-    for (let attempt = 0; ; attempt++) {
+    const auth = this.#auth;
+    let nonceRetried = false;
+    let style: AuthStyle = 'standard';
+    for (;;) {
+      const attemptStyle = style;
       const response = await this.#transport.send({
         endpoint: context.endpoint,
         policy: options.policy,
@@ -696,7 +717,7 @@ export class Client {
             accept: options.accept ?? 'application/json',
           };
           const body = new URLSearchParams(form);
-          if (options.bearer === undefined) await this.#auth.apply(url, headers, body);
+          if (options.bearer === undefined) await auth.apply(url, headers, body, attemptStyle);
           else headers.authorization = `Bearer ${options.bearer}`;
           if (dpop !== undefined) headers.dpop = await dpop.proof('POST', url);
           const request: HttpRequest = { method: 'POST', url, headers, body: body.toString() };
@@ -704,9 +725,22 @@ export class Client {
           return request;
         },
       });
-      if (dpop === undefined) return { response, context };
-      const nonceChanged = dpop.learnNonce(url, response.headers['dpop-nonce']);
-      if (attempt > 0 || !nonceChanged || !isUseDPoPNonce(response)) return { response, context };
+      if (dpop !== undefined) {
+        const nonceChanged = dpop.learnNonce(url, response.headers['dpop-nonce']);
+        if (!nonceRetried && nonceChanged && isUseDPoPNonce(response)) {
+          nonceRetried = true;
+          continue;
+        }
+      }
+      const refused = options.bearer === undefined && isRefusedAuthentication(response);
+      if (attemptStyle === 'alternative') {
+        if (refused) context.hint = auth.bothTried;
+        else if (response.status < 500) auth.adopt(); // accepted (a 5xx says nothing about it)
+      } else if (refused && auth.alternative) {
+        style = 'alternative';
+        continue;
+      }
+      return { response, context };
     }
   }
 
@@ -744,9 +778,47 @@ export class Client {
       return parseWith(jwtIntrospectionSchema, payload, { ...context, status: response.status }).token_introspection;
     } catch (error) {
       if (error instanceof TesseraError) throw error;
+      // RFC 9701 §5: name what was expected and what came, so a misconfiguration is found at once.
+      if (error instanceof joseErrors.JWTClaimValidationFailed && (error.claim === 'aud' || error.claim === 'iss')) {
+        const expected = error.claim === 'aud' ? `this client's client_id ${JSON.stringify(this.#metadata.client_id)}` : JSON.stringify(this.#server.issuer);
+        const received = JSON.stringify(error.payload[error.claim] ?? null);
+        throw fail(error.claim, `${error.claim} ${received} ${error.claim === 'aud' ? 'does not contain' : 'is not'} ${expected}`, error);
+      }
       throw joseFailure(error, fail);
     }
   }
+}
+
+/** Grant types by the short names servers also use for them. */
+const GRANT_ALIASES = new Map([
+  ['device_code', 'urn:ietf:params:oauth:grant-type:device_code'],
+  ['token-exchange', TOKEN_EXCHANGE],
+  ['token_exchange', TOKEN_EXCHANGE],
+  ['jwt-bearer', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
+  ['jwt_bearer', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
+  ['ciba', 'urn:openid:params:grant-type:ciba'],
+]);
+
+/** Grant names that are never a response type, so finding one among the response types means a grant. */
+const GRANT_NAMES = new Set(['client_credentials', 'refresh_token', 'password', 'authorization_code', ...GRANT_ALIASES.keys()]);
+
+/**
+ * The grant types a server advertises: `grant_types_supported` (RFC 8414 §2, with its default when
+ * absent), and, for servers that put them elsewhere, a non-standard `grant_types` member and grant
+ * names found among `response_types_supported`; short names also as their URNs.
+ */
+function advertisedGrantTypes(server: Readonly<ServerMetadata>): Set<string> {
+  const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
+  const nonStandard = strings((server as Record<string, unknown>).grant_types);
+  const listed = server.grant_types_supported ?? (nonStandard.length > 0 ? [] : DEFAULT_GRANT_TYPES);
+  const fromResponseTypes = strings(server.response_types_supported).filter((v) => GRANT_NAMES.has(v) || v.startsWith('urn:'));
+  const grants = new Set<string>();
+  for (const grant of [...listed, ...nonStandard, ...fromResponseTypes]) {
+    grants.add(grant);
+    const urn = GRANT_ALIASES.get(grant);
+    if (urn !== undefined) grants.add(urn);
+  }
+  return grants;
 }
 
 /**
@@ -772,6 +844,18 @@ function grantForm(grantType: string, parameters: Parameters | undefined, fixed:
   form.set('grant_type', grantType);
   if (grantType === TOKEN_EXCHANGE) checkTokenExchange(form);
   return form;
+}
+
+/**
+ * The server refused the client's authentication: `invalid_client` with 400, 401 or 403 (RFC 6749
+ * §5.2), or a bare 401 or 403 with no body, as some servers answer.
+ */
+function isRefusedAuthentication(response: HttpResponse): boolean {
+  const { status } = response;
+  if (status !== 400 && status !== 401 && status !== 403) return false;
+  if (status !== 400 && response.body.toString('utf8').trim() === '') return true;
+  const body = tryJson(response.body) as { error?: unknown } | undefined;
+  return typeof body === 'object' && body !== null && body.error === 'invalid_client';
 }
 
 /** RFC 9449 §8 (authorization server) and §9 (`WWW-Authenticate: DPoP error="use_dpop_nonce"`). */

@@ -3,7 +3,19 @@ import { decodeJwt } from 'jose';
 import type { JWTPayload } from 'jose';
 import type { Client } from './client.js';
 import type { DPoPHandle } from './dpop.js';
-import { ConfigurationError, IdTokenError, OAuthError, ResponseError, TesseraError, TokenStoreError, TransportError, withHint } from './errors.js';
+import { createHash } from 'node:crypto';
+import {
+  ConfigurationError,
+  IdTokenError,
+  InternalError,
+  OAuthError,
+  ResponseError,
+  TesseraError,
+  TokenManagerError,
+  TokenStoreError,
+  TransportError,
+  withHint,
+} from './errors.js';
 import type { RevocationResult, TokenManagerEvents } from './events.js';
 import { fetchWithTokens, tokenSources } from './http-integration.js';
 import type { TokenSource } from './http-integration.js';
@@ -64,9 +76,35 @@ export interface TokenManagerOptions {
    * @default 5000
    */
   storeTimeoutMs?: number;
+  /**
+   * Store keys are `${namespace}:${key}` (bare keys when `''`). By default each grant gets its own
+   * namespace, a short hash of the issuer, the `client_id`, and the grant's type and static
+   * parameters (none for user tokens), so managers of different clients, servers, scopes or
+   * audiences sharing one store never see each other's tokens. Set it for managers that mean to
+   * share keys (e.g. a web app storing user tokens under its own namespace for a worker to use).
+   * Whatever the namespace, a token set recording another issuer or client is refused.
+   * @default a hash of issuer, client and grant
+   */
+  namespace?: string;
 }
 
 const objectOf = (members: z.ZodRawShape) => z.looseObject(members, { error: 'must be an object' });
+
+const grantSchema = z.union(
+  [
+    z.literal('client_credentials'),
+    objectOf({
+      type: nonEmptyString,
+      parameters: z
+        .union([z.instanceof(URLSearchParams), fn, z.record(z.string(), z.union([z.string(), z.array(z.string()), z.undefined()]))])
+        .optional(),
+    }),
+  ],
+  { error: "must be 'client_credentials' or { type, parameters? } with parameters an object of strings, a URLSearchParams or a function" },
+);
+
+/** What `for(key, options)` accepts. */
+const handleOptionsSchema = objectOf({ grant: grantSchema.optional() });
 
 /** What the constructor accepts (see {@link TokenManagerOptions}). */
 const optionsSchema = objectOf({
@@ -81,24 +119,7 @@ const optionsSchema = objectOf({
     )
     .optional(),
   key: nonEmptyString.optional(),
-  grant: z
-    .union(
-      [
-        z.literal('client_credentials'),
-        objectOf({
-          type: nonEmptyString,
-          parameters: z
-            .union([
-              z.instanceof(URLSearchParams),
-              fn,
-              z.record(z.string(), z.union([z.string(), z.array(z.string()), z.undefined()])),
-            ])
-            .optional(),
-        }),
-      ],
-      { error: "must be 'client_credentials' or { type, parameters? } with parameters an object of strings, a URLSearchParams or a function" },
-    )
-    .optional(),
+  grant: grantSchema.optional(),
   refreshSkewSeconds: nonNegativeNumber.optional(),
   autoRefresh: z.union([z.boolean(), objectOf({ aheadSeconds: nonNegativeNumber.optional() })], { error: 'must be a boolean or { aheadSeconds }' }).optional(),
   dpop: z
@@ -110,6 +131,7 @@ const optionsSchema = objectOf({
     .optional(),
   lock: objectOf({ ttlMs: positiveNumber.optional(), waitMs: nonNegativeNumber.optional() }).optional(),
   storeTimeoutMs: positiveNumber.optional(),
+  namespace: z.string({ error: 'must be a string' }).optional(),
 });
 
 /** The manager's token methods bound to one key. */
@@ -126,12 +148,27 @@ export interface TokenHandle {
   fetch(input: string | URL, init?: RequestInit): Promise<Response>;
 }
 
+/**
+ * One key as the manager serves it: the caller's name for it (in events), where it lives in the
+ * store, and the grant that may get tokens for it (the manager's own key: the manager's grant; a
+ * handle's key: the handle's, or none).
+ */
+interface Slot {
+  readonly key: string;
+  readonly storeKey: string;
+  grant: TokenGrant | undefined;
+  /** What the grant asks for (type and static parameters), to tell grants apart. */
+  readonly grantId: string;
+}
+
 interface KeyState {
   /** The one acquisition or refresh in flight for the key. */
   flight?: Promise<TokenSet> | undefined;
-  /** No automatic renewal attempt before this time (epoch ms), after a transient failure. */
+  /** No automatic renewal attempt before this time (epoch ms), after a failure. */
   backoffUntil: number;
   failures: number;
+  /** What the last renewal failed with: callers without a valid token get it during the backoff. */
+  lastFailure?: TesseraError | undefined;
   /** `expiresAt` of the token set `token.expired` was last emitted for. */
   expiredReported?: number;
   /** The refresh token whose refresh was sent but whose answer was lost (the server may have rotated it). */
@@ -143,8 +180,6 @@ const HOT_PATH_MARGIN_MS = 1000;
 
 /** Background renewals in flight at once; due keys beyond this wait in line. */
 const MAX_BACKGROUND_RENEWALS = 32;
-
-const TRANSIENT_OAUTH_ERRORS = new Set(['temporarily_unavailable', 'server_error']);
 
 /**
  * Keeps a valid access token for each key: cached, refreshed before it expires, or newly acquired,
@@ -163,8 +198,15 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   readonly #client: Client;
   readonly #store: TokenStore;
   readonly #ownsStore: boolean;
-  readonly #key: string;
-  readonly #grant: TokenGrant | undefined;
+  /** Who obtains the tokens: recorded in every token set, and checked in every one read. */
+  readonly #origin: { issuer: string; clientId: string };
+  /** The `namespace` option; `undefined`: one per grant, derived from the origin and the grant. */
+  readonly #namespace: string | undefined;
+  readonly #namespaces = new Map<string, string>();
+  /** Every key served so far, by store key. */
+  readonly #slots = new Map<string, Slot>();
+  /** The manager's own key. */
+  readonly #own: Slot;
   readonly #skewMs: number;
   readonly #aheadMs: number | undefined;
   readonly #dpop: DPoPHandle | undefined;
@@ -177,11 +219,12 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   readonly #maxDelayMs: number;
   readonly #lockTtlMs: number;
   readonly #lockWaitMs: number;
+  /** Per store key. */
   readonly #states = new Map<string, KeyState>();
   /** The store, bounded and checked, with the near-cache and the newest token set of each key. */
   readonly #view: StoreView;
   readonly #scheduler: RefreshScheduler | undefined;
-  /** Due keys waiting for a background renewal slot, read from `#backgroundHead` (no O(n) shift). */
+  /** Store keys due for a background renewal, read from `#backgroundHead` (no O(n) shift). */
   #backgroundQueue: string[] = [];
   #backgroundHead = 0;
   #backgroundActive = 0;
@@ -191,10 +234,11 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     super();
     parseOptions(optionsSchema, options, 'TokenManager');
     this.#client = options.client;
+    this.#origin = { issuer: options.client.serverMetadata().issuer, clientId: options.client.clientId };
+    this.#namespace = options.namespace;
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? new MemoryTokenStore();
-    this.#key = options.key ?? 'default';
-    this.#grant = options.grant;
+    this.#own = this.#slot(options.key ?? 'default', options.grant);
     this.#skewMs = (options.refreshSkewSeconds ?? 60) * 1000;
     this.#now = options.now ?? Date.now;
     this.#hotNow = options.now === undefined ? coarseNow : undefined;
@@ -211,21 +255,22 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     if (options.autoRefresh) {
       const ahead = typeof options.autoRefresh === 'object' ? options.autoRefresh.aheadSeconds : undefined;
       this.#aheadMs = ahead === undefined ? this.#skewMs : ahead * 1000;
-      this.#scheduler = new RefreshScheduler(this.#now, (key) => this.#scheduledRenewal(key));
+      this.#scheduler = new RefreshScheduler(this.#now, (storeKey) => this.#scheduledRenewal(storeKey));
     }
     this.#view = new StoreView({
       store: this.#store,
       timeoutMs: options.storeTimeoutMs ?? 5000,
       usable: (tokens) => this.#boundToUs(tokens),
+      foreign: (storeKey, tokens) => this.#foreign(storeKey, tokens),
       skewMs: this.#skewMs,
       now: this.#now,
       retry: { minDelayMs: this.#minDelayMs, maxDelayMs: this.#maxDelayMs },
-      onFailure: (key, operation, error) => this.#emitSafely('store.failed', { key, operation, error }),
+      onFailure: (storeKey, operation, error) => this.#emitSafely('store.failed', { key: this.#slots.get(storeKey)?.key ?? storeKey, operation, error }),
       ...(this.#store.subscribe === undefined ? {} : { subscribe: (onChange, feed) => this.#subscribe(onChange, feed) }),
     });
     // Last: nothing above may throw once the process-wide clock counts this manager as a user.
     if (this.#hotNow !== undefined) useCoarseClock();
-    tokenSources.set(this, this.#source(this.#key));
+    tokenSources.set(this, this.#source(this.#own));
   }
 
   /** The store's change feed; a store whose `subscribe()` throws is a configuration error. */
@@ -244,22 +289,22 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
 
   /** A valid access token for the default key: cached, refreshed or newly acquired as needed. */
   getValidAccessToken(): Promise<string> {
-    return this.#validAccessToken(this.#key);
+    return this.#validAccessToken(this.#own);
   }
 
   /** The default key's token set as stored (possibly expired), or `undefined`. */
   getTokens(): Promise<TokenSet | undefined> {
-    return this.#getTokens(this.#key);
+    return this.#getTokens(this.#own);
   }
 
-  /** Refreshes (or re-acquires) now; joins a refresh already in progress. */
+  /** Refreshes (or re-acquires) now, even while backing off after a failure; joins a refresh already in progress. */
   refreshTokens(): Promise<TokenSet> {
-    return this.#refreshTokens(this.#key);
+    return this.#refreshTokens(this.#own);
   }
 
   /** Stores the tokens of a token response (from any flow) for the default key. */
   storeTokens(tokens: TokenEndpointResponse): Promise<TokenSet> {
-    return this.#storeTokens(this.#key, tokens);
+    return this.#storeTokens(this.#own, tokens);
   }
 
   /**
@@ -267,17 +312,17 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
    * for both to settle, and clears the key whatever the outcome.
    */
   revokeTokens(): Promise<RevocationResult[]> {
-    return this.#revokeTokens(this.#key);
+    return this.#revokeTokens(this.#own);
   }
 
   /** Forgets the default key's tokens (no request to the server). */
   clearTokens(): Promise<void> {
-    return this.#clearTokens(this.#key, 'manual');
+    return this.#clearTokens(this.#own, 'manual');
   }
 
   /** Introspects `token`, or the default key's access token (RFC 7662). */
   introspectToken(token?: string): Promise<IntrospectionResponse> {
-    return this.#introspectToken(this.#key, token);
+    return this.#introspectToken(this.#own, token);
   }
 
   /**
@@ -290,39 +335,47 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
    * @see RFC 6750 §3, RFC 9449 §7, §9
    */
   fetch(input: string | URL, init?: RequestInit): Promise<Response> {
-    return fetchWithTokens(this.#source(this.#key), input, init);
+    return fetchWithTokens(this.#source(this.#own), input, init);
   }
 
-  /** The same methods, bound to another key (e.g. one per user or per audience). */
-  for(key: string): TokenHandle {
+  /**
+   * The same methods, bound to another key (one per user, per tenant, per audience). The manager's
+   * `grant` is its own key's only: a handle without a grant of its own never runs one, and rejects
+   * with `TokenManagerError` `NO_TOKENS` when its key has no tokens (store some with
+   * `storeTokens()`). With `grant`, the handle acquires its own tokens (e.g. one audience per
+   * tenant); its store key is scoped by that grant, like the manager's.
+   *
+   * @example
+   * ```ts
+   * const alice = manager.for('user:alice');          // user tokens, from storeTokens()
+   * const tenant = manager.for('tenant:acme', { grant: { type: 'client_credentials', parameters: { audience: 'https://acme.api' } } });
+   * ```
+   * @throws ConfigurationError `INVALID_CONFIGURATION` for an empty key, a bad grant, or a key the
+   *   store already holds for another grant (with an explicit `namespace`).
+   */
+  for(key: string, options?: { grant?: TokenGrant }): TokenHandle {
     if (typeof key !== 'string' || key === '') throw new ConfigurationError('INVALID_CONFIGURATION', 'a token key must be a non-empty string');
-    const source = this.#source(key);
+    if (options !== undefined) parseOptions(handleOptionsSchema, options, `TokenManager.for("${key}")`);
+    const slot = this.#handleSlot(key, options?.grant);
+    const source = this.#source(slot);
     const handle: TokenHandle = {
       key,
-      getValidAccessToken: () => this.#validAccessToken(key),
-      getTokens: () => this.#getTokens(key),
-      refreshTokens: () => this.#refreshTokens(key),
-      storeTokens: (tokens) => this.#storeTokens(key, tokens),
-      revokeTokens: () => this.#revokeTokens(key),
-      clearTokens: () => this.#clearTokens(key, 'manual'),
-      introspectToken: (token) => this.#introspectToken(key, token),
+      getValidAccessToken: () => this.#validAccessToken(slot),
+      getTokens: () => this.#getTokens(slot),
+      refreshTokens: () => this.#refreshTokens(slot),
+      storeTokens: (tokens) => this.#storeTokens(slot, tokens),
+      revokeTokens: () => this.#revokeTokens(slot),
+      clearTokens: () => this.#clearTokens(slot, 'manual'),
+      introspectToken: (token) => this.#introspectToken(slot, token),
       fetch: (input, init) => fetchWithTokens(source, input, init),
     };
     tokenSources.set(handle, source);
     return Object.freeze(handle);
   }
 
-  #source(key: string): TokenSource {
-    return {
-      current: () => this.#validTokenSet(key),
-      renewAfterRejection: (sent) => this.#renewAfterRejection(key, sent),
-      dpop: this.#dpop,
-    };
-  }
-
   /** The key of the manager's own methods. */
   get key(): string {
-    return this.#key;
+    return this.#own.key;
   }
 
   /** The DPoP handle tokens are bound to, if any. */
@@ -334,7 +387,8 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
    * Stops the background timer and the change feed, waits for renewals in flight (a rotating
    * refresh must not be cut off: its answer holds the only copy of the new refresh token; one still
    * waiting for the store lock gives up), tries once more to write back token sets the store may
-   * not have, and closes the store if the manager made it.
+   * not have, and closes the store if the manager made it. Any call afterwards rejects with
+   * `TokenManagerError` `CLOSED`.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -350,100 +404,183 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     if (this.#ownsStore) await this.#store.close?.();
   }
 
+  // --- keys -----------------------------------------------------------------------------------------
+
+  /** The slot of a handle's key: the manager's own for its own key, unless given another grant. */
+  #handleSlot(key: string, grant: TokenGrant | undefined): Slot {
+    if (key !== this.#own.key) return this.#slot(key, grant);
+    if (grant === undefined || grantFingerprint(grant) === this.#own.grantId) return this.#own;
+    throw new ConfigurationError(
+      'INVALID_CONFIGURATION',
+      `TokenManager.for("${key}"): "${key}" is the manager's own key, whose grant is the manager's; use another key for another grant`,
+    );
+  }
+
+  /**
+   * The slot of `key` for `grant`, made on first use. Its store key is `${namespace}:${key}`: the
+   * `namespace` option, or else a hash of the issuer, the client and the grant, so managers of
+   * different clients, servers or grant parameters never share token sets by accident.
+   */
+  #slot(key: string, grant: TokenGrant | undefined): Slot {
+    const grantId = grantFingerprint(grant);
+    const namespace = this.#namespaceOf(grantId);
+    const storeKey = namespace === '' ? key : `${namespace}:${key}`;
+    const existing = this.#slots.get(storeKey);
+    if (existing === undefined) {
+      const slot: Slot = { key, storeKey, grant, grantId };
+      this.#slots.set(storeKey, slot);
+      return slot;
+    }
+    if (existing.grantId !== grantId) {
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        `TokenManager: key "${key}" is already used with another grant in namespace "${namespace}"; give it another key (or leave the namespace option to its default, which scopes keys by grant)`,
+      );
+    }
+    if (grant !== undefined) existing.grant = grant;
+    return existing;
+  }
+
+  #namespaceOf(grantId: string): string {
+    if (this.#namespace !== undefined) return this.#namespace;
+    let namespace = this.#namespaces.get(grantId);
+    if (namespace === undefined) {
+      const { issuer, clientId } = this.#origin;
+      namespace = createHash('sha256').update(JSON.stringify([issuer, clientId, grantId])).digest('base64url').slice(0, 12);
+      this.#namespaces.set(grantId, namespace);
+    }
+    return namespace;
+  }
+
+  /**
+   * Why a stored token set is not this manager's: it records another issuer or client, or (a set
+   * that records neither, from before they were recorded) its ID Token was issued by or for another.
+   */
+  #foreign(storeKey: string, tokens: TokenSet): string | undefined {
+    const { issuer, clientId } = this.#origin;
+    let theirs: { issuer?: unknown; clientId?: unknown } = tokens;
+    if (tokens.issuer === undefined && tokens.clientId === undefined && tokens.idToken !== undefined) {
+      theirs = idTokenOrigin(tokens.idToken, clientId);
+    }
+    const sameIssuer = theirs.issuer === undefined || theirs.issuer === issuer;
+    const sameClient = theirs.clientId === undefined || theirs.clientId === clientId;
+    if (sameIssuer && sameClient) return undefined;
+    const who = `client ${JSON.stringify(theirs.clientId ?? clientId)} of ${JSON.stringify(theirs.issuer ?? issuer)}`;
+    return (
+      `the token set stored under "${storeKey}" was obtained by ${who}, not by this manager's client ${JSON.stringify(clientId)} ` +
+      `of ${JSON.stringify(issuer)}; it is refused (never served, never overwritten). Managers that share a store must not share keys: ` +
+      'leave the TokenManager option namespace to its default, or give each client its own'
+    );
+  }
+
+  #source(slot: Slot): TokenSource {
+    return {
+      current: () => this.#validTokenSet(slot),
+      renewAfterRejection: (sent) => this.#renewAfterRejection(slot, sent),
+      dpop: this.#dpop,
+    };
+  }
+
   // ---------------------------------------------------------------------------------------------
 
-  #validAccessToken(key: string): Promise<string> {
+  #validAccessToken(slot: Slot): Promise<string> {
     // Hot path: a fresh, correctly bound token from the near-cache, without an await.
     // The coarse clock may lag a tick (or a blocked event loop): a second of margin covers it.
-    const cached = this.#view.fresh(key, this.#hotNow === undefined ? this.#now() : this.#hotNow() + HOT_PATH_MARGIN_MS);
+    const cached = this.#view.fresh(slot.storeKey, this.#hotNow === undefined ? this.#now() : this.#hotNow() + HOT_PATH_MARGIN_MS);
     if (cached !== undefined) return Promise.resolve(cached);
-    return this.#slowValidAccessToken(key);
+    return this.#slowValidAccessToken(slot);
   }
 
-  async #slowValidAccessToken(key: string): Promise<string> {
-    return (await this.#validTokenSet(key)).accessToken;
+  async #slowValidAccessToken(slot: Slot): Promise<string> {
+    return (await this.#validTokenSet(slot)).accessToken;
   }
 
-  async #validTokenSet(key: string): Promise<TokenSet> {
-    this.#assertOpen();
+  async #validTokenSet(slot: Slot): Promise<TokenSet> {
+    this.#assertOpen(slot);
     await this.#dpopJktReady;
+    const storeKey = slot.storeKey;
     let current: TokenSet | undefined;
     try {
-      current = await this.#view.read(key);
+      current = await this.#view.read(storeKey);
     } catch (error) {
-      const known = this.#view.lastKnown(key);
+      const known = this.#view.lastKnown(storeKey);
       if (error instanceof TokenStoreError && known !== undefined && this.#boundToUs(known) && !this.#isExpired(known)) return known;
       throw error;
     }
     const usable = current !== undefined && this.#boundToUs(current) ? current : undefined;
     if (usable !== undefined && this.#isFresh(usable)) {
       // Cached before the DPoP thumbprint was known? Re-evaluate, so the hot path finds it.
-      this.#view.recache(key, usable);
+      this.#view.recache(storeKey, usable);
       return usable;
     }
+    const state = this.#state(storeKey);
+    const backingOff = this.#now() < state.backoffUntil;
     if (usable !== undefined && !this.#isExpired(usable)) {
       // Inside the skew but still valid: serve it and renew behind it (not again while backing off
       // after a failure), so a slow or hung server costs nobody latency until it really expires.
-      if (this.#now() >= this.#state(key).backoffUntil) this.#renewBehind(key, current);
+      if (!backingOff) this.#renewBehind(slot, current);
       return usable;
     }
-    if (usable !== undefined) this.#reportExpired(key, usable);
-    return this.#renew(key, current);
+    if (usable !== undefined) this.#reportExpired(slot, usable);
+    // No valid token, and the last renewal failed moments ago: its error, without a new request
+    // (one per backoff window, however many callers; `refreshTokens()` forces one).
+    if (backingOff && state.lastFailure !== undefined) throw state.lastFailure;
+    return this.#renew(slot, current);
   }
 
   /** Starts (or joins) a renewal nobody waits for; its failures are reported through events. */
-  #renewBehind(key: string, seen: TokenSet | undefined): void {
-    this.#renew(key, seen).catch(() => undefined);
+  #renewBehind(slot: Slot, seen: TokenSet | undefined): void {
+    this.#renew(slot, seen).catch(() => undefined);
   }
 
   /**
    * specs/10 §3 "refresh if current is T": reuse a token another request already got; else renew,
    * or `undefined` when there is no way to (no refresh token and no grant): the 401 stands.
    */
-  async #renewAfterRejection(key: string, sentAccessToken: string): Promise<TokenSet | undefined> {
-    this.#assertOpen();
+  async #renewAfterRejection(slot: Slot, sentAccessToken: string): Promise<TokenSet | undefined> {
+    this.#assertOpen(slot);
     await this.#dpopJktReady;
-    const current = await this.#view.read(key, { bypassCache: true });
+    const current = await this.#view.read(slot.storeKey, { bypassCache: true });
     if (current !== undefined && current.accessToken !== sentAccessToken && this.#boundToUs(current) && !this.#isExpired(current)) {
       return current;
     }
-    const renewable = (current?.refreshToken !== undefined && this.#boundToUs(current)) || this.#grant !== undefined;
+    const renewable = (current?.refreshToken !== undefined && this.#boundToUs(current)) || slot.grant !== undefined;
     if (!renewable) return undefined;
-    const flight = this.#states.get(key)?.flight;
+    const flight = this.#states.get(slot.storeKey)?.flight;
     if (flight !== undefined) return flight;
-    return this.#renew(key, current);
+    return this.#renew(slot, current);
   }
 
-  async #getTokens(key: string): Promise<TokenSet | undefined> {
-    this.#assertOpen();
-    return this.#view.read(key);
+  async #getTokens(slot: Slot): Promise<TokenSet | undefined> {
+    this.#assertOpen(slot);
+    return this.#view.read(slot.storeKey);
   }
 
-  async #refreshTokens(key: string): Promise<TokenSet> {
-    this.#assertOpen();
+  async #refreshTokens(slot: Slot): Promise<TokenSet> {
+    this.#assertOpen(slot);
     await this.#dpopJktReady;
-    return this.#renew(key, await this.#view.read(key));
+    return this.#renew(slot, await this.#view.read(slot.storeKey));
   }
 
-  async #storeTokens(key: string, response: TokenEndpointResponse): Promise<TokenSet> {
-    this.#assertOpen();
+  async #storeTokens(slot: Slot, response: TokenEndpointResponse): Promise<TokenSet> {
+    this.#assertOpen(slot);
     const wire = storedResponse(response);
     const jkt = await this.#dpopJktReady;
     const tokens = tokenSetFromResponse(wire, {
       requestedAtMs: this.#now(),
       dpopJkt: wire.token_type.toLowerCase() === 'dpop' ? jkt : undefined,
+      origin: this.#origin,
     });
-    const state = this.#states.get(key);
-    if (state !== undefined) state.expiredReported = undefined;
-    await this.#view.write(key, tokens);
-    this.#schedule(key, tokens);
-    this.#emitSafely('token.stored', { key, ...summary(tokens) });
+    this.#states.delete(slot.storeKey); // a new grant: no backoff or failure of the old one applies
+    await this.#view.write(slot.storeKey, tokens);
+    this.#schedule(slot, tokens);
+    this.#emitSafely('token.stored', { key: slot.key, ...summary(tokens) });
     return tokens;
   }
 
-  async #revokeTokens(key: string): Promise<RevocationResult[]> {
-    this.#assertOpen();
-    const current = await this.#view.read(key);
+  async #revokeTokens(slot: Slot): Promise<RevocationResult[]> {
+    this.#assertOpen(slot);
+    const current = await this.#view.read(slot.storeKey);
     const results: RevocationResult[] = [];
     if (current !== undefined) {
       // The refresh token first: revoking it also ends the grant's access tokens (RFC 7009 §2.1).
@@ -459,52 +596,62 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
         }
       }
     }
-    await this.#clearTokens(key, 'revoked');
-    this.#emitSafely('token.revoked', { key, results });
+    // What happened at the server is reported whether or not the store then lets go of the key.
+    try {
+      await this.#forget(slot);
+    } finally {
+      this.#emitSafely('token.revoked', { key: slot.key, results });
+    }
+    this.#emitSafely('token.cleared', { key: slot.key, reason: 'revoked' });
     return results;
   }
 
-  async #clearTokens(key: string, reason: 'manual' | 'revoked' | 'invalid_grant'): Promise<void> {
-    this.#assertOpen();
-    await this.#view.delete(key);
-    this.#scheduler?.cancel(key);
-    this.#states.delete(key);
-    this.#emitSafely('token.cleared', { key, reason });
+  async #clearTokens(slot: Slot, reason: 'manual' | 'invalid_grant'): Promise<void> {
+    this.#assertOpen(slot);
+    await this.#forget(slot);
+    this.#emitSafely('token.cleared', { key: slot.key, reason });
   }
 
-  async #introspectToken(key: string, token: string | undefined): Promise<IntrospectionResponse> {
-    this.#assertOpen();
+  async #forget(slot: Slot): Promise<void> {
+    await this.#view.delete(slot.storeKey);
+    this.#scheduler?.cancel(slot.storeKey);
+    this.#states.delete(slot.storeKey);
+  }
+
+  async #introspectToken(slot: Slot, token: string | undefined): Promise<IntrospectionResponse> {
+    this.#assertOpen(slot);
     let subject = token;
     if (subject === undefined) {
-      const current = await this.#view.read(key);
-      if (current === undefined) throw noTokens(key);
+      const current = await this.#view.read(slot.storeKey);
+      if (current === undefined) throw this.#noTokens(slot);
       subject = current.accessToken;
     }
     const result = await this.#client.tokenIntrospection(subject, token === undefined ? { token_type_hint: 'access_token' } : undefined);
-    this.#emitSafely('token.introspected', { key, active: result.active });
+    this.#emitSafely('token.introspected', { key: slot.key, active: result.active });
     return result;
   }
 
   /** One renewal per key at a time; every concurrent caller shares it. */
-  #renew(key: string, seen: TokenSet | undefined): Promise<TokenSet> {
-    const state = this.#state(key);
+  #renew(slot: Slot, seen: TokenSet | undefined): Promise<TokenSet> {
+    const state = this.#state(slot.storeKey);
     if (state.flight === undefined) {
-      state.flight = this.#runRenewal(key, seen).finally(() => {
+      state.flight = this.#runRenewal(slot, seen).finally(() => {
         state.flight = undefined;
       });
     }
     return state.flight;
   }
 
-  async #runRenewal(key: string, seen: TokenSet | undefined): Promise<TokenSet> {
+  async #runRenewal(slot: Slot, seen: TokenSet | undefined): Promise<TokenSet> {
+    const storeKey = slot.storeKey;
     let lock: StoreLock | undefined;
     let current = seen;
     let version: number | undefined;
     if (this.#store.lock !== undefined) {
-      lock = await this.#view.lock(key, { ttlMs: this.#lockTtlMs, waitMs: this.#lockWaitMs });
+      lock = await this.#view.lock(storeKey, { ttlMs: this.#lockTtlMs, waitMs: this.#lockWaitMs });
       try {
         // Re-read under the lock: another process may have refreshed while we waited.
-        ({ tokens: current, version } = await this.#view.readVersioned(key));
+        ({ tokens: current, version } = await this.#view.readVersioned(storeKey));
       } catch (error) {
         await releaseQuietly(lock);
         throw error;
@@ -513,38 +660,38 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
       // the skew, so a lifetime shorter than the skew does not make every process refresh).
       if (current !== undefined && current.accessToken !== seen?.accessToken && this.#boundToUs(current) && !this.#isExpired(current)) {
         await releaseQuietly(lock);
-        this.#schedule(key, current);
+        this.#succeeded(slot, current);
         return current;
       }
     }
     try {
-      if (current?.refreshToken !== undefined && this.#boundToUs(current)) return await this.#refresh(key, current, version);
-      if (this.#grant !== undefined) return await this.#acquire(key, current, version);
-      throw noTokens(key);
+      if (current?.refreshToken !== undefined && this.#boundToUs(current)) return await this.#refresh(slot, current, version);
+      if (slot.grant !== undefined) return await this.#acquire(slot, slot.grant, current, version);
+      throw this.#noTokens(slot);
     } finally {
       if (lock !== undefined) await releaseQuietly(lock);
     }
   }
 
-  async #refresh(key: string, current: TokenSet, version: number | undefined): Promise<TokenSet> {
+  async #refresh(slot: Slot, current: TokenSet, version: number | undefined): Promise<TokenSet> {
     const started = this.#now();
     let response: TokenResponse;
     try {
       response = await this.#client.refreshTokenGrant(current.refreshToken!, undefined, this.#grantOptions());
     } catch (error) {
-      return this.#refreshFailed(key, current, answerLost(error) ?? error);
+      return this.#renewalFailed(slot, current, answerLost(error) ?? refreshProbablyInvalid(error) ?? error);
     }
     try {
       checkRefreshedIdToken(current, response);
     } catch (error) {
-      return this.#refreshFailed(key, current, error);
+      return this.#renewalFailed(slot, current, error);
     }
-    const fresh = tokenSetFromResponse(response, { requestedAtMs: started, previous: current, dpopJkt: this.#boundJkt(response) });
-    const next = await this.#view.writeRenewed(key, fresh, version, current);
-    this.#succeeded(key, next);
+    const fresh = tokenSetFromResponse(response, { requestedAtMs: started, previous: current, dpopJkt: this.#boundJkt(response), origin: this.#origin });
+    const next = await this.#view.writeRenewed(slot.storeKey, fresh, version, current);
+    this.#succeeded(slot, next);
     if (next !== fresh) return next; // a newer token set won the conditional write
     this.#emitSafely('token.refreshed', {
-      key,
+      key: slot.key,
       ...summary(next),
       rotated: response.refresh_token !== undefined && response.refresh_token !== current.refreshToken,
       durationMs: Math.max(0, this.#now() - started),
@@ -552,8 +699,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     return next;
   }
 
-  async #acquire(key: string, current: TokenSet | undefined, version: number | undefined): Promise<TokenSet> {
-    const grant = this.#grant!;
+  async #acquire(slot: Slot, grant: TokenGrant, current: TokenSet | undefined, version: number | undefined): Promise<TokenSet> {
     const started = this.#now();
     const type = grant === 'client_credentials' ? 'client_credentials' : grant.type;
     let response: TokenResponse;
@@ -566,58 +712,63 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
           ? await this.#client.clientCredentialsGrant(parameters, this.#grantOptions())
           : await this.#client.genericGrantRequest(type, parameters ?? {}, this.#grantOptions());
     } catch (error) {
-      return this.#refreshFailed(key, current, error);
+      return this.#renewalFailed(slot, current, error);
     }
     const fresh = tokenSetFromResponse(response, {
       requestedAtMs: started,
       requestedScope: scopeOf(parameters),
       dpopJkt: this.#boundJkt(response),
+      origin: this.#origin,
     });
-    const next = await this.#view.writeRenewed(key, fresh, version, current);
-    this.#succeeded(key, next);
+    const next = await this.#view.writeRenewed(slot.storeKey, fresh, version, current);
+    this.#succeeded(slot, next);
     if (next !== fresh) return next;
-    this.#emitSafely('token.acquired', { key, ...summary(next), grantType: type });
+    this.#emitSafely('token.acquired', { key: slot.key, ...summary(next), grantType: type });
     return next;
   }
 
   /**
    * `invalid_grant` on a refresh: another process may just have rotated the token, so re-read the
    * store once; if it has a newer token set, use it. Otherwise clear the key (the grant is gone).
-   * Transient failures back off and keep the tokens; other errors keep them too.
+   * Any other failure keeps the tokens (it proves nothing about them) and backs off: no automatic
+   * attempt before `retryInMs`, and callers without a valid token get this error meanwhile.
    */
-  async #refreshFailed(key: string, current: TokenSet | undefined, cause: unknown): Promise<TokenSet> {
+  async #renewalFailed(slot: Slot, current: TokenSet | undefined, cause: unknown): Promise<TokenSet> {
     const error = asTesseraError(cause);
-    const state = this.#state(key);
+    const { key, storeKey } = slot;
+    const state = this.#state(storeKey);
     if (error instanceof OAuthError && error.error === 'invalid_grant' && current?.refreshToken !== undefined) {
-      const latest = await this.#view.read(key, { bypassCache: true }).catch(() => undefined);
+      const latest = await this.#view.read(storeKey, { bypassCache: true }).catch(() => undefined);
       if (latest !== undefined && latest.refreshToken !== current.refreshToken && this.#boundToUs(latest)) {
-        this.#schedule(key, latest);
+        this.#succeeded(slot, latest);
         return latest;
       }
       const failure = state.answerLost === current.refreshToken ? spentAfterLostAnswer(error) : error;
-      await this.#clearTokens(key, 'invalid_grant');
+      await this.#clearTokens(slot, 'invalid_grant');
       this.#emitSafely('refresh.failed', { key, error: failure, cleared: true });
       throw failure;
     }
-    if (isTransient(error)) {
-      state.failures += 1;
-      const retryInMs = Math.round(backoffMs(state.failures - 1, this.#minDelayMs, this.#maxDelayMs));
-      state.backoffUntil = this.#now() + retryInMs;
-      this.#scheduler?.schedule(key, state.backoffUntil);
-      const lost = error instanceof TransportError && error.outcomeUnknown === true;
-      if (lost) state.answerLost = current?.refreshToken;
-      this.#emitSafely('refresh.failed', { key, error, cleared: false, retryInMs, ...(lost ? { outcomeUnknown: true as const } : {}) });
-    } else {
+    if (error instanceof TransportError && error.code === 'ABORTED') {
       this.#emitSafely('refresh.failed', { key, error, cleared: false });
+      throw error;
     }
+    state.failures += 1;
+    state.lastFailure = error;
+    const retryInMs = Math.round(backoffMs(state.failures - 1, this.#minDelayMs, this.#maxDelayMs));
+    state.backoffUntil = this.#now() + retryInMs;
+    this.#scheduler?.schedule(storeKey, state.backoffUntil);
+    const lost = error instanceof TransportError && error.outcomeUnknown === true;
+    if (lost) state.answerLost = current?.refreshToken;
+    this.#emitSafely('refresh.failed', { key, error, cleared: false, retryInMs, ...(lost ? { outcomeUnknown: true as const } : {}) });
     throw error;
   }
 
-  #succeeded(key: string, tokens: TokenSet): void {
-    const state = this.#state(key);
+  #succeeded(slot: Slot, tokens: TokenSet): void {
+    const state = this.#state(slot.storeKey);
     state.failures = 0;
     state.backoffUntil = 0;
-    this.#schedule(key, tokens);
+    state.lastFailure = undefined;
+    this.#schedule(slot, tokens);
   }
 
   /**
@@ -625,23 +776,23 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
    * {@link MAX_BACKGROUND_RENEWALS} run at once, the rest wait in line, so many keys coming due
    * together neither open thousands of connections nor stall the event loop.
    */
-  #scheduledRenewal(key: string): void {
+  #scheduledRenewal(storeKey: string): void {
     if (this.#closed) return;
-    this.#backgroundQueue.push(key);
+    this.#backgroundQueue.push(storeKey);
     this.#pumpBackground();
   }
 
   #pumpBackground(): void {
     while (this.#backgroundActive < MAX_BACKGROUND_RENEWALS && this.#backgroundHead < this.#backgroundQueue.length && !this.#closed) {
-      const key = this.#backgroundQueue[this.#backgroundHead++]!;
+      const slot = this.#slots.get(this.#backgroundQueue[this.#backgroundHead++]!)!;
       if (this.#backgroundHead === this.#backgroundQueue.length) {
         this.#backgroundQueue = [];
         this.#backgroundHead = 0;
       }
       this.#backgroundActive += 1;
       void this.#view
-        .read(key)
-        .then((current) => (current === undefined ? undefined : this.#renew(key, current)))
+        .read(slot.storeKey)
+        .then((current) => (current === undefined ? undefined : this.#renew(slot, current)))
         .catch(() => undefined) // refresh.failed / store.failed already reported it
         .finally(() => {
           this.#backgroundActive -= 1;
@@ -650,22 +801,22 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     }
   }
 
-  #schedule(key: string, tokens: TokenSet): void {
+  #schedule(slot: Slot, tokens: TokenSet): void {
     if (this.#scheduler === undefined || tokens.expiresAt === undefined) return;
-    if (tokens.refreshToken === undefined && this.#grant === undefined) return;
+    if (tokens.refreshToken === undefined && slot.grant === undefined) return;
     const now = this.#now();
     const expiresAtMs = tokens.expiresAt * 1000;
     const jitterMs = Math.random() * Math.min(30_000, Math.max(0, expiresAtMs - now) * 0.1);
-    this.#scheduler.schedule(key, Math.max(now, expiresAtMs - this.#aheadMs! - jitterMs));
+    this.#scheduler.schedule(slot.storeKey, Math.max(now, expiresAtMs - this.#aheadMs! - jitterMs));
   }
 
   // --- helpers ------------------------------------------------------------------------------------
 
-  #state(key: string): KeyState {
-    let state = this.#states.get(key);
+  #state(storeKey: string): KeyState {
+    let state = this.#states.get(storeKey);
     if (state === undefined) {
       state = { backoffUntil: 0, failures: 0 };
-      this.#states.set(key, state);
+      this.#states.set(storeKey, state);
     }
     return state;
   }
@@ -696,11 +847,11 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     return this.#dpop === undefined ? {} : { DPoP: this.#dpop };
   }
 
-  #reportExpired(key: string, tokens: TokenSet): void {
-    const state = this.#state(key);
+  #reportExpired(slot: Slot, tokens: TokenSet): void {
+    const state = this.#state(slot.storeKey);
     if (state.expiredReported === tokens.expiresAt) return;
     state.expiredReported = tokens.expiresAt;
-    this.#emitSafely('token.expired', { key, expiredAt: tokens.expiresAt! });
+    this.#emitSafely('token.expired', { key: slot.key, expiredAt: tokens.expiresAt! });
   }
 
   /** Emits; listeners are isolated from the manager and each other by `SafeEventEmitter`. */
@@ -708,8 +859,16 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
   }
 
-  #assertOpen(): void {
-    if (this.#closed) throw new ConfigurationError('INVALID_CONFIGURATION', 'the TokenManager is closed');
+  #noTokens(slot: Slot): TokenManagerError {
+    const how =
+      slot !== this.#own && this.#own.grant !== undefined
+        ? `the manager's grant is for its own key "${this.#own.key}" only; store tokens with storeTokens(), or give the handle a grant of its own: manager.for(key, { grant })`
+        : 'the user must sign in and the tokens be stored with storeTokens(), or a grant configured to acquire them';
+    return new TokenManagerError('NO_TOKENS', `no tokens for key "${slot.key}": ${how}`, { key: slot.key });
+  }
+
+  #assertOpen(slot: Slot): void {
+    if (this.#closed) throw new TokenManagerError('CLOSED', `the TokenManager is closed (key "${slot.key}"); make a new one`, { key: slot.key });
   }
 }
 
@@ -767,25 +926,62 @@ function spentAfterLostAnswer(error: OAuthError): OAuthError {
   );
 }
 
-/** Network failures, timeouts, 5xx and the server's own "try later" codes. */
-function isTransient(error: unknown): boolean {
-  if (error instanceof TransportError) return error.code !== 'ABORTED';
-  if (error instanceof TokenStoreError) return true;
-  if (error instanceof ResponseError) return error.status >= 500 || error.status === 429;
-  if (error instanceof OAuthError) return error.status >= 500 || error.status === 429 || TRANSIENT_OAUTH_ERRORS.has(error.error);
-  return false;
-}
-
+/** Anything else (a grant's parameters function that threw, a bug) is `INTERNAL`, the original its cause. */
 function asTesseraError(error: unknown): TesseraError {
   if (error instanceof TesseraError) return error;
-  return new ConfigurationError('INVALID_CONFIGURATION', error instanceof Error ? error.message : 'unexpected failure', { cause: error });
+  return new InternalError(`unexpected failure${error instanceof Error ? `: ${error.message}` : ''}`, { cause: error });
 }
 
-function noTokens(key: string): ConfigurationError {
-  return new ConfigurationError(
-    'INVALID_CONFIGURATION',
-    `no tokens for key "${key}": store some with storeTokens(), or configure a grant to acquire them`,
+/**
+ * A refresh refused with a 400, 401 or 403 that carries no OAuth error (an empty or non-JSON
+ * body, as some servers answer for a revoked refresh token): say what it most likely means,
+ * without acting on the guess (the tokens are kept). `undefined` for any other failure.
+ */
+function refreshProbablyInvalid(error: unknown): ResponseError | undefined {
+  if (!(error instanceof ResponseError) || ![400, 401, 403].includes(error.status)) return undefined;
+  return new ResponseError(
+    error.code,
+    `${error.message}; the server refused the refresh without an OAuth error (RFC 6749 §5.2), so the refresh token is probably no longer valid (revoked or expired). ` +
+      'The tokens are kept and the refresh is retried with backoff; if it keeps failing, the user must sign in again',
+    {
+      endpoint: error.endpoint,
+      status: error.status,
+      ...(error.body === undefined ? {} : { body: error.body }),
+      ...(error.field === undefined ? {} : { field: error.field }),
+      ...(error.providerError === undefined ? {} : { providerError: error.providerError }),
+    },
+    { cause: error },
   );
+}
+
+/**
+ * What a grant asks for, as a stable string: its type and static parameters (sorted). Parameters
+ * computed by a function are not known in advance; such grants differ by type only.
+ */
+function grantFingerprint(grant: TokenGrant | undefined): string {
+  if (grant === undefined) return 'none';
+  const type = grant === 'client_credentials' ? grant : grant.type;
+  const parameters = typeof grant === 'string' ? undefined : grant.parameters;
+  if (typeof parameters === 'function') return JSON.stringify([type, 'computed']);
+  const pairs: Array<[string, string]> =
+    parameters === undefined
+      ? []
+      : parameters instanceof URLSearchParams
+        ? [...parameters]
+        : Object.entries(parameters).flatMap(([name, value]) => (value === undefined ? [] : [value].flat().map((v): [string, string] => [name, v])));
+  pairs.sort(([a, x], [b, y]) => (a === b ? (x < y ? -1 : x > y ? 1 : 0) : a < b ? -1 : 1));
+  return JSON.stringify([type, pairs]);
+}
+
+/** The issuer and client of an ID Token (unverified: only to tell whose a stored set is). */
+function idTokenOrigin(idToken: string, clientId: string): { issuer?: unknown; clientId?: unknown } {
+  try {
+    const { iss, aud } = decodeJwt(idToken);
+    const audiences = [aud].flat();
+    return { issuer: iss, clientId: aud === undefined || audiences.includes(clientId) ? undefined : audiences[0] };
+  } catch {
+    return {}; // nothing to tell by
+  }
 }
 
 /**

@@ -20,6 +20,12 @@ export interface TokenSet {
   readonly dpopJkt?: string;
   /** Other members of the token response, e.g. `issued_token_type`. */
   readonly extra?: Readonly<Record<string, unknown>>;
+  /**
+   * The issuer the tokens came from and the `client_id` they were issued to, recorded by the
+   * TokenManager that obtained or stored them: a manager never uses a set of another issuer or client.
+   */
+  readonly issuer?: string;
+  readonly clientId?: string;
 }
 
 const KNOWN = new Set(['access_token', 'token_type', 'expires_in', 'refresh_token', 'id_token', 'scope']);
@@ -34,7 +40,14 @@ const SECRET_FIELDS = new Set(['accessToken', 'refreshToken', 'idToken']);
  */
 export function tokenSetFromResponse(
   response: TokenEndpointResponse,
-  options: { requestedAtMs: number; previous?: TokenSet | undefined; requestedScope?: string | undefined; dpopJkt?: string | undefined },
+  options: {
+    requestedAtMs: number;
+    previous?: TokenSet | undefined;
+    requestedScope?: string | undefined;
+    dpopJkt?: string | undefined;
+    /** Who obtained the tokens (see {@link TokenSet.issuer}). */
+    origin?: { issuer: string; clientId: string } | undefined;
+  },
 ): TokenSet {
   const { previous } = options;
   const extra: Record<string, unknown> = {};
@@ -52,6 +65,7 @@ export function tokenSetFromResponse(
     ...(scope === undefined ? {} : { scope }),
     ...(options.dpopJkt === undefined ? {} : { dpopJkt: options.dpopJkt }),
     ...(Object.keys(extra).length === 0 ? {} : { extra }),
+    ...(options.origin === undefined ? {} : { issuer: options.origin.issuer, clientId: options.origin.clientId }),
   });
 }
 

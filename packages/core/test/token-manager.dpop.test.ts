@@ -292,7 +292,7 @@ describe.each([
 
     it('a handle from manager.for(key) sends its own key\'s DPoP token', async () => {
       const { manager, handle } = await dpopManager();
-      const other = manager.for('other');
+      const other = manager.for('other', { grant: 'client_credentials' });
       const token = await other.getValidAccessToken();
       expect(token).not.toBe(await manager.getValidAccessToken());
       await caller.send(other, api());
@@ -305,9 +305,9 @@ describe.each([
 
   it('a stored token set bound to another key (shared store) is not used: a new one is acquired', async () => {
     const store = new MemoryTokenStore();
-    const a = await dpopManager({ store });
+    const a = await dpopManager({ store, namespace: '' });
     const tokenOfA = await a.manager.getValidAccessToken();
-    const b = await dpopManager({ store });
+    const b = await dpopManager({ store, namespace: '' });
     const before = tokenRequests();
 
     await (await b.manager.fetch(api())).arrayBuffer();
@@ -331,7 +331,7 @@ describe.each([
       dpopJkt: await stranger.thumbprint(),
     });
     secrets.add('crafted-token-of-another-key');
-    const { manager, handle } = await dpopManager({ store });
+    const { manager, handle } = await dpopManager({ store, namespace: '' });
     const before = tokenRequests();
 
     const token = await manager.getValidAccessToken();
@@ -343,9 +343,9 @@ describe.each([
 
   it('a DPoP-bound token set is never sent as Bearer by a manager without dpop: it acquires a Bearer token', async () => {
     const store = new MemoryTokenStore();
-    const { manager: bound } = await dpopManager({ store });
+    const { manager: bound } = await dpopManager({ store, namespace: '' });
     const dpopToken = await bound.getValidAccessToken();
-    const plain = track(new TokenManager({ client, store, grant: 'client_credentials' }));
+    const plain = track(new TokenManager({ client, store, grant: 'client_credentials', namespace: '' }));
     const before = tokenRequests();
 
     await (await plain.fetch(api())).arrayBuffer();
@@ -363,7 +363,7 @@ describe.each([
     const store = new MemoryTokenStore();
     await store.set('default', { accessToken: 'crafted-unbound-dpop-token', tokenType: 'DPoP', expiresAt: Math.floor(Date.now() / 1000) + 3600 });
     secrets.add('crafted-unbound-dpop-token');
-    const plain = track(new TokenManager({ client, store, grant: 'client_credentials' }));
+    const plain = track(new TokenManager({ client, store, grant: 'client_credentials', namespace: '' }));
 
     await (await plain.fetch(api())).arrayBuffer();
 

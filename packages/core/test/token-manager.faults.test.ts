@@ -91,7 +91,7 @@ describe('a store write that fails once after a rotating refresh loses nothing (
     ['MemoryTokenStore', () => new MemoryTokenStore()],
   ])('%s', async (_kind, makeStore) => {
     const store = failingWrites(makeStore());
-    const manager = new TokenManager({ client, store, retry: { minDelayMs: 10, maxDelayMs: 20 } });
+    const manager = new TokenManager({ client, namespace: '', store, retry: { minDelayMs: 10, maxDelayMs: 20 } });
     const events = record(manager);
     await manager.storeTokens((await userTokens()) as never);
     server.resetStats();
@@ -119,7 +119,7 @@ describe('a store write that fails once after a rotating refresh loses nothing (
   it('the failed write is retried in the background until the store has the newest set', async () => {
     const inner = plainStore();
     const store = failingWrites(inner);
-    const manager = new TokenManager({ client, store, retry: { minDelayMs: 5, maxDelayMs: 10 } });
+    const manager = new TokenManager({ client, namespace: '', store, retry: { minDelayMs: 5, maxDelayMs: 10 } });
     await manager.storeTokens((await userTokens()) as never);
     store.failNextSets(3);
     const renewed = await manager.refreshTokens();
@@ -130,7 +130,7 @@ describe('a store write that fails once after a rotating refresh loses nothing (
   it('a failed storeTokens() rejects, yet the tokens are served and written back', async () => {
     const inner = plainStore();
     const store = failingWrites(inner);
-    const manager = new TokenManager({ client, store, retry: { minDelayMs: 5, maxDelayMs: 10 } });
+    const manager = new TokenManager({ client, namespace: '', store, retry: { minDelayMs: 5, maxDelayMs: 10 } });
     const issued = await userTokens();
     store.failNextSets(1);
     expect(await rejection(manager.storeTokens(issued as never))).toBeInstanceOf(TokenStoreError);
@@ -152,7 +152,7 @@ describe('a store that lost its data', () => {
       set: (key, tokens) => store.set(key, tokens),
       delete: (key) => store.delete(key),
     };
-    const manager = new TokenManager({ client, store: flaky });
+    const manager = new TokenManager({ client, namespace: '', store: flaky, retry: { minDelayMs: 5, maxDelayMs: 10 } });
     const issued = await userTokens();
     await manager.storeTokens(issued as never);
     down = true;
@@ -166,21 +166,21 @@ describe('a store that lost its data', () => {
 
   it('a key another manager deleted through the change feed stays deleted', async () => {
     const store = new MemoryTokenStore();
-    const a = new TokenManager({ client, store });
-    const b = new TokenManager({ client, store });
+    const a = new TokenManager({ client, namespace: '', store });
+    const b = new TokenManager({ client, namespace: '', store });
     await a.storeTokens((await userTokens()) as never);
     await expect(b.getTokens()).resolves.toBeDefined();
     await a.clearTokens();
     await until(() => true);
     await expect(b.getTokens()).resolves.toBeUndefined();
-    expect(await rejection(b.getValidAccessToken())).toBeInstanceOf(ConfigurationError);
+    expect(await rejection(b.getValidAccessToken())).toMatchObject({ code: 'NO_TOKENS' });
     await Promise.all([a.close(), b.close()]);
     await store.close();
   });
 
   it('a stored set older than one this process has seen is never used to refresh', async () => {
     const store = plainStore();
-    const manager = new TokenManager({ client, store });
+    const manager = new TokenManager({ client, namespace: '', store });
     await manager.storeTokens((await userTokens()) as never);
     const stale = store.data.get('default')!;
     const renewed = await manager.refreshTokens();
@@ -195,7 +195,7 @@ describe('a store that lost its data', () => {
 
   it('a newer set another process stored wins over the one this process has', async () => {
     const store = plainStore();
-    const manager = new TokenManager({ client, store });
+    const manager = new TokenManager({ client, namespace: '', store });
     await manager.storeTokens((await userTokens()) as never);
     const other = await userTokens(); // the user signed in again elsewhere
     store.data.set('default', {
@@ -217,7 +217,7 @@ describe('what a store hands back is checked', () => {
   });
 
   it('null is a missing key (regression: a raw TypeError)', async () => {
-    const manager = new TokenManager({ client, store: storeReturning(null), grant: 'client_credentials' });
+    const manager = new TokenManager({ client, namespace: '', store: storeReturning(null), grant: 'client_credentials' });
     await expect(manager.getValidAccessToken()).resolves.toEqual(expect.any(String));
     await manager.close();
   });
@@ -231,7 +231,7 @@ describe('what a store hands back is checked', () => {
   ])(
     '%s is a TokenStoreError, never a token (regression: { accessToken: 5 } was handed out)',
     async (_case, value) => {
-      const manager = new TokenManager({ client, store: storeReturning(value), grant: 'client_credentials' });
+      const manager = new TokenManager({ client, namespace: '', store: storeReturning(value), grant: 'client_credentials' });
       const failures: string[] = [];
       manager.on('store.failed', ({ operation }) => failures.push(operation));
       const error = await rejection(manager.getValidAccessToken());
@@ -251,7 +251,7 @@ describe('a store that never answers cannot hang a caller (regression: pending f
   };
 
   it('get rejects with TokenStoreError after storeTimeoutMs', async () => {
-    const manager = new TokenManager({ client, store: hanging, storeTimeoutMs: 50 });
+    const manager = new TokenManager({ client, namespace: '', store: hanging, storeTimeoutMs: 50 });
     const error = await rejection(manager.getValidAccessToken());
     expect(error).toBeInstanceOf(TokenStoreError);
     expect(error).toMatchObject({ operation: 'get' });
@@ -476,7 +476,7 @@ describe('close()', () => {
   it('tries once more to write back a token set the store does not have', async () => {
     const inner = plainStore();
     const store = failingWrites(inner);
-    const manager = new TokenManager({ client, store, retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } });
+    const manager = new TokenManager({ client, namespace: '', store, retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } });
     await manager.storeTokens((await userTokens()) as never);
     store.failNextSets(1);
     const renewed = await manager.refreshTokens(); // the write fails; the next try would be a minute away

@@ -384,7 +384,7 @@ describe.each(callers)('$name', (caller) => {
 
   it('a handle from manager.for(key) uses and renews its own key only', async () => {
     const manager = machineManager();
-    const other = manager.for('other');
+    const other = manager.for('other', { grant: 'client_credentials' });
     const main = await manager.getValidAccessToken();
     const old = await other.getValidAccessToken();
     expect(old).not.toBe(main);
@@ -477,10 +477,10 @@ describe('attachTokenManager() only', () => {
     const a = axios.create();
     const b = axios.create();
     attachTokenManager(a, manager);
-    attachTokenManager(b, manager.for('b'));
+    attachTokenManager(b, manager.for('b', { grant: 'client_credentials' }));
     await a.get(api());
     await b.get(api());
-    expect(sentTokens()).toEqual([await manager.getValidAccessToken(), await manager.for('b').getValidAccessToken()]);
+    expect(sentTokens()).toEqual([await manager.getValidAccessToken(), await manager.for('b', { grant: 'client_credentials' }).getValidAccessToken()]);
   });
 
   // A Node stream body cannot be replayed either (specs/10 §3: "streams that cannot be replayed →

@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { inspect } from 'node:util';
-import { Client, ConfigurationError, OAuthError, TokenManager, TokenStoreError } from '@tessera/core';
+import { Client, OAuthError, TokenManager, TokenManagerError, TokenStoreError } from '@tessera/core';
 import type { TokenSet, TokenStore } from '@tessera/core';
 import { startTestServer } from '@tessera/testing';
 import type { TestServer } from '@tessera/testing';
@@ -111,9 +111,9 @@ describe('with a scripted token endpoint', () => {
         tokenReply(),
       ];
       const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', now });
-      const slow = manager.for('slow').getValidAccessToken();
+      const slow = manager.for('slow', { grant: 'client_credentials' }).getValidAccessToken();
       while (tokenRequests() < 1) await new Promise((r) => setImmediate(r));
-      await expect(manager.for('fast').getValidAccessToken()).resolves.toBe('at-1');
+      await expect(manager.for('fast', { grant: 'client_credentials' }).getValidAccessToken()).resolves.toBe('at-1');
       parked.forEach((release) => release());
       await expect(slow).resolves.toBe('at-2');
       await manager.close();
@@ -256,9 +256,9 @@ describe('with a scripted token endpoint', () => {
       await manager.close();
     });
 
-    it('without tokens or a grant: a ConfigurationError, no request', async () => {
+    it('without tokens or a grant: TokenManagerError NO_TOKENS, no request', async () => {
       const manager = new TokenManager({ client: newClient(), now });
-      expect(await rejection(manager.getValidAccessToken())).toBeInstanceOf(ConfigurationError);
+      expect(await rejection(manager.getValidAccessToken())).toMatchObject({ name: 'TokenManagerError', code: 'NO_TOKENS', key: 'default' });
       expect(tokenRequests()).toBe(0);
       await manager.close();
     });
@@ -277,7 +277,7 @@ describe('with a scripted token endpoint', () => {
         ['user-at', 'access_token'],
       ]);
       await expect(manager.getTokens()).resolves.toBeUndefined();
-      expect(events.slice(1).map((e) => e.name)).toEqual(['token.cleared', 'token.revoked']);
+      expect(events.slice(1).map((e) => e.name)).toEqual(['token.revoked', 'token.cleared']);
       expectNoSecrets(events.map((e) => e.payload), ['rt-1', 'user-at', 'svc-secret']);
       await manager.close();
     });
@@ -302,7 +302,7 @@ describe('with a scripted token endpoint', () => {
         set: async (key, tokens) => void map.set(key, tokens),
         delete: async (key) => void map.delete(key),
       };
-      const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', store, now });
+      const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', store, now, namespace: '' });
       await manager.getValidAccessToken();
       expect(JSON.parse(JSON.stringify(map.get('default')))).toMatchObject({ accessToken: 'at-1', tokenType: 'Bearer' });
       // without a change feed the store is read every time: an outside change is seen at once
@@ -355,7 +355,7 @@ describe('with a scripted token endpoint', () => {
     it('refreshes every key before expiry with one timer, and close() stops it', async () => {
       const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', autoRefresh: { aheadSeconds: 120 } });
       const events = record(manager);
-      await Promise.all(['a', 'b', 'c'].map((key) => manager.for(key).getValidAccessToken()));
+      await Promise.all(['a', 'b', 'c'].map((key) => manager.for(key, { grant: 'client_credentials' }).getValidAccessToken()));
       // one scheduler timer for every key, plus the process-wide coarse clock of the hot path
       expect(jest.getTimerCount()).toBe(2);
       // at most 10% of 3600 s (capped at 30 s) jitter on top of 120 s ahead
@@ -390,7 +390,9 @@ describe('with a scripted token endpoint', () => {
     const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', now });
     await manager.close();
     await manager.close();
-    expect(await rejection(manager.getValidAccessToken())).toBeInstanceOf(ConfigurationError);
+    const closed = await rejection(manager.getValidAccessToken());
+    expect(closed).toBeInstanceOf(TokenManagerError);
+    expect(closed).toMatchObject({ code: 'CLOSED', key: 'default' });
   });
 });
 
@@ -412,7 +414,7 @@ describe('against the real authorization server', () => {
     const results = await manager.revokeTokens();
     expect(results).toEqual([{ tokenTypeHint: 'access_token', revoked: true }]);
     await expect(manager.introspectToken(token)).resolves.toEqual({ active: false });
-    expect(events.map((e) => e.name)).toEqual(['token.acquired', 'token.introspected', 'token.cleared', 'token.revoked', 'token.introspected']);
+    expect(events.map((e) => e.name)).toEqual(['token.acquired', 'token.introspected', 'token.revoked', 'token.cleared', 'token.introspected']);
     expectNoSecrets(events.map((e) => e.payload), [token, server.clients.basic.client_secret!]);
     await manager.close();
   });

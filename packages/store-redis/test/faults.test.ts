@@ -45,7 +45,7 @@ function managerFor(
   store: RedisTokenStore,
   options: Partial<ConstructorParameters<typeof TokenManager>[0]> = {},
 ): TokenManager {
-  const manager = new TokenManager({ client, store, retry: { minDelayMs: 10, maxDelayMs: 50 }, ...options });
+  const manager = new TokenManager({ client, store, namespace: '', retry: { minDelayMs: 10, maxDelayMs: 50 }, ...options });
   managers.push(manager);
   return manager;
 }

@@ -155,7 +155,7 @@ describe('Redis going away and coming back', () => {
     const connection = new Redis(redis.url, { maxRetriesPerRequest: 0, retryStrategy: () => 100 });
     connection.on('error', () => undefined);
     const store = new RedisTokenStore({ client: connection, keyPrefix: `down-${randomUUID()}:`, commandTimeoutMs: 500 });
-    const manager = new TokenManager({ client, store, grant: 'client_credentials' });
+    const manager = new TokenManager({ client, store, grant: 'client_credentials', retry: { minDelayMs: 50, maxDelayMs: 200 } });
     const failures: Array<{ operation: string; code: string }> = [];
     manager.on('store.failed', ({ operation, error }) => failures.push({ operation, code: error.code }));
 
@@ -166,17 +166,15 @@ describe('Redis going away and coming back', () => {
     // the near-cache keeps serving the still-valid token without touching Redis
     await expect(manager.getValidAccessToken()).resolves.toBe(token);
     // a key that needs Redis fails with a typed error, within the bound
-    const error = await manager.for('other').getValidAccessToken().catch((e: unknown) => e);
+    const other = manager.for('other', { grant: 'client_credentials' });
+    const error = await other.getValidAccessToken().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TokenStoreError);
     expect(failures).toContainEqual({ operation: 'get', code: 'STORE_ERROR' });
 
     await redis.start();
     let recovered: string | undefined;
     for (let attempt = 0; attempt < 100 && recovered === undefined; attempt++) {
-      recovered = await manager
-        .for('other')
-        .getValidAccessToken()
-        .catch(() => undefined);
+      recovered = await other.getValidAccessToken().catch(() => undefined);
       if (recovered === undefined) await new Promise((r) => setTimeout(r, 50));
     }
     expect(recovered).toMatch(/^at-/);

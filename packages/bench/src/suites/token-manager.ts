@@ -118,7 +118,7 @@ async function measureCached(
   try {
     // Acquire both keys' tokens once (expires_in 3600 s, far beyond the 60 s skew): from then on
     // every call is served from the memory store.
-    const handle = manager.for('k');
+    const handle = manager.for('k', { grant: 'client_credentials' });
     await manager.getValidAccessToken();
     await handle.getValidAccessToken();
     const map = new Map([[CACHED_KEY, TOKEN]]);

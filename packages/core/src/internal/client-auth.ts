@@ -87,14 +87,31 @@ function needs(method: ClientAuthMethod): string {
   }
 }
 
-/** Applies one client authentication method to a request (RFC 6749 §2.3: exactly one method). */
+/**
+ * The two readings of one method that servers disagree on: `client_secret_basic` with the
+ * credentials form-encoded before base64 (RFC 6749 §2.3.1) or raw, and the `aud` of a
+ * `client_secret_jwt` / `private_key_jwt` assertion, the issuer or the endpoint's URL.
+ */
+export type AuthStyle = 'standard' | 'alternative';
+
+/**
+ * Applies one client authentication method to a request (RFC 6749 §2.3: exactly one method).
+ *
+ * Where the options leave the reading open (`basicAuthEncoding`, `clientAssertionAudience` unset),
+ * a refused authentication may be retried once in the other reading ({@link alternative}), and the
+ * one that worked is used from then on ({@link adopt}), as golang.org/x/oauth2 detects its auth style.
+ */
 export class ClientAuthenticator {
   readonly method: ClientAuthMethod;
   readonly #clientId: string;
   readonly #secret: string | undefined;
   readonly #issuer: string;
-  readonly #basicHeader: string | undefined;
-  readonly #audience: 'issuer' | 'endpoint';
+  /** The Basic header in each reading (the same string when encoding changes nothing). */
+  readonly #basicHeaders: { rfc6749: string; raw: string } | undefined;
+  #basic: 'rfc6749' | 'raw';
+  #audience: 'issuer' | 'endpoint';
+  /** Whether the reading may still change: the option was not set, and the readings differ. */
+  readonly #open: boolean;
   readonly #alg: string | undefined;
   readonly #key: Promise<{ key: CryptoKey | Uint8Array; alg: string; kid?: string }> | undefined;
 
@@ -104,12 +121,16 @@ export class ClientAuthenticator {
     this.#secret = metadata.client_secret;
     this.#issuer = server.issuer;
     this.#audience = options.clientAssertionAudience ?? 'issuer';
+    this.#basic = options.basicAuthEncoding ?? 'rfc6749';
     this.#alg = metadata.token_endpoint_auth_signing_alg;
+    const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`, 'utf8').toString('base64')}`;
     if (this.method === 'client_secret_basic') {
-      const encode = options.basicAuthEncoding === 'raw' ? (v: string) => v : formEncode;
-      const credentials = `${encode(this.#clientId)}:${encode(this.#secret!)}`;
-      this.#basicHeader = `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
+      this.#basicHeaders = { rfc6749: basic(formEncode(this.#clientId), formEncode(this.#secret!)), raw: basic(this.#clientId, this.#secret!) };
     }
+    this.#open =
+      this.method === 'client_secret_basic'
+        ? options.basicAuthEncoding === undefined && this.#basicHeaders!.rfc6749 !== this.#basicHeaders!.raw
+        : (this.method === 'client_secret_jwt' || this.method === 'private_key_jwt') && options.clientAssertionAudience === undefined;
     if (this.method === 'client_secret_jwt') {
       const alg = this.#alg ?? server.token_endpoint_auth_signing_alg_values_supported?.find((a) => /^HS(256|384|512)$/.test(a)) ?? 'HS256';
       this.#key = Promise.resolve({ key: new TextEncoder().encode(this.#secret!), alg });
@@ -124,12 +145,34 @@ export class ClientAuthenticator {
     return this.#secret === undefined ? [] : [this.#secret];
   }
 
+  /** Whether a refused authentication is worth one retry in the other reading. */
+  get alternative(): boolean {
+    return this.#open;
+  }
+
+  /** The other reading worked: use it from now on. */
+  adopt(): void {
+    if (!this.#open) return;
+    if (this.method === 'client_secret_basic') this.#basic = this.#basic === 'rfc6749' ? 'raw' : 'rfc6749';
+    else this.#audience = this.#audience === 'issuer' ? 'endpoint' : 'issuer';
+  }
+
+  /** What was tried, for the error when both readings were refused. */
+  get bothTried(): string {
+    return this.method === 'client_secret_basic'
+      ? 'client authentication was refused with the credentials both form-encoded (RFC 6749 §2.3.1) and raw: check client_id and client_secret, or set the Client option basicAuthEncoding, or token_endpoint_auth_method'
+      : 'client authentication was refused with the assertion audience both the issuer and the endpoint URL: check the key or secret and the registration, or set the Client option clientAssertionAudience';
+  }
+
   /** Adds the credentials to `headers` / `form`; builds a fresh assertion for every call. */
-  async apply(endpointUrl: string, headers: Record<string, string>, form: URLSearchParams): Promise<void> {
+  async apply(endpointUrl: string, headers: Record<string, string>, form: URLSearchParams, style: AuthStyle = 'standard'): Promise<void> {
+    const other = style === 'alternative' && this.#open;
     switch (this.method) {
-      case 'client_secret_basic':
-        headers.authorization = this.#basicHeader!;
+      case 'client_secret_basic': {
+        const encoding = other ? (this.#basic === 'rfc6749' ? 'raw' : 'rfc6749') : this.#basic;
+        headers.authorization = this.#basicHeaders![encoding];
         return;
+      }
       case 'client_secret_post':
         form.set('client_id', this.#clientId);
         form.set('client_secret', this.#secret!);
@@ -137,13 +180,14 @@ export class ClientAuthenticator {
       case 'client_secret_jwt':
       case 'private_key_jwt': {
         const { key, alg, kid } = await this.#key!;
+        const audience = other ? (this.#audience === 'issuer' ? 'endpoint' : 'issuer') : this.#audience;
         const now = Math.floor(Date.now() / 1000);
         // aud: the issuer as one string, never an array (OIDC Core §9 as updated in 2025, specs/07 §C).
         const assertion = await new SignJWT({})
           .setProtectedHeader(kid === undefined ? { alg } : { alg, kid })
           .setIssuer(this.#clientId)
           .setSubject(this.#clientId)
-          .setAudience(this.#audience === 'issuer' ? this.#issuer : endpointUrl)
+          .setAudience(audience === 'issuer' ? this.#issuer : endpointUrl)
           .setJti(randomUUID())
           .setIssuedAt(now)
           .setExpirationTime(now + ASSERTION_LIFETIME_SECONDS)

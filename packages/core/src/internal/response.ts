@@ -17,6 +17,8 @@ export interface ResponseContext {
   endpoint: string;
   /** Where the redactor comes from: built only when an error needs it (see `CallSecrets`). */
   secrets: { readonly redactor: Redactor };
+  /** What the SDK knows beyond the response, for the error (e.g. what was tried already). */
+  hint?: string;
 }
 
 const MAX_BODY_IN_ERROR = 2048;
@@ -111,7 +113,7 @@ export function errorFromResponse(response: HttpResponse, context: ResponseConte
     const provider = providerError(json);
     if (provider !== undefined) {
       const code = provider.code === undefined ? '' : ` ${provider.code}`;
-      return new ResponseError('HTTP_ERROR', `${endpoint} failed (HTTP ${status})${code}: ${provider.message}`, {
+      return new ResponseError('HTTP_ERROR', `${endpoint} failed (HTTP ${status})${code}: ${provider.message}${hintOf(context)}`, {
         endpoint,
         status,
         body: bodyText(response, context),
@@ -120,7 +122,7 @@ export function errorFromResponse(response: HttpResponse, context: ResponseConte
     }
   }
   const reason = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
-  return new ResponseError('HTTP_ERROR', `${endpoint} responded with HTTP ${status}${reason}`, {
+  return new ResponseError('HTTP_ERROR', `${endpoint} responded with HTTP ${status}${reason}${hintOf(context)}`, {
     endpoint,
     status,
     body: bodyText(response, context),
@@ -142,7 +144,12 @@ function oauthError(
       : { error_description: fields.error_description }),
     ...(fields.error_uri === undefined ? {} : { error_uri: fields.error_uri }),
     ...(wwwAuthenticate === undefined ? {} : { wwwAuthenticate }),
+    ...(context.hint === undefined ? {} : { hint: context.hint }),
   });
+}
+
+function hintOf(context: ResponseContext): string {
+  return context.hint === undefined ? '' : ` (${context.hint})`;
 }
 
 /** Edlink's `{"$error": "..."}` and `{"$request": "...", "$errors": [{code, message}]}` (specs/12 §4). */

@@ -13,10 +13,16 @@
  *   the newest is used and written back, if it can still work;
  * - the store holds anything else → it is newer (another process refreshed or stored it): it wins.
  * A write that fails is retried in the background with backoff until it lands or is superseded.
+ *
+ * A store that fails (an error, or no answer within the bound) is given a rest: for a backoff
+ * window no call is sent to it, a read whose key has a known unexpired set is answered with it at
+ * once, every other call fails at once, and then a single call probes the store again; the first
+ * call that succeeds ends the outage. So a store that is down costs callers holding a valid token
+ * nothing, instead of the store's timeout on every call.
  */
 import { inspect } from 'node:util';
 import { z } from 'zod';
-import { TokenStoreError } from '../errors.js';
+import { ConfigurationError, TokenStoreError } from '../errors.js';
 import type { TokenStoreOperation } from '../errors.js';
 import { freezeTokenSet } from '../token-set.js';
 import type { TokenSet } from '../token-set.js';
@@ -35,6 +41,11 @@ export interface StoreViewOptions {
   timeoutMs: number;
   /** Whether this manager may use a token set (its DPoP binding). */
   usable: (tokens: TokenSet) => boolean;
+  /**
+   * Why a token set the store holds is not this manager's at all (another issuer or client: a
+   * mis-keyed or shared store), or `undefined` when it is. Such a set is refused, never served.
+   */
+  foreign: (key: string, tokens: TokenSet) => string | undefined;
   skewMs: number;
   now: () => number;
   /** Backoff of background write-backs. */
@@ -65,6 +76,15 @@ interface Known {
 /** How many replaced tokens are remembered per key at most (while the store is behind). */
 const MAX_REPLACED = 16;
 
+/** A store that failed: no call is sent before `until`, and then one probe at a time. */
+interface Outage {
+  until: number;
+  failures: number;
+  /** The failure that started or extended it (already redacted). */
+  error: TokenStoreError;
+  probing: boolean;
+}
+
 const optionalString = z.string().optional();
 /** What a store must hand back: a token set (`null` counts as missing). */
 const storedTokenSetSchema = z.looseObject({
@@ -75,6 +95,8 @@ const storedTokenSetSchema = z.looseObject({
   idToken: optionalString,
   scope: optionalString,
   dpopJkt: optionalString,
+  issuer: optionalString,
+  clientId: optionalString,
   extra: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
 });
 const versionedSchema = z.looseObject({
@@ -86,6 +108,7 @@ export class StoreView {
   readonly #store: TokenStore;
   readonly #timeoutMs: number;
   readonly #usable: (tokens: TokenSet) => boolean;
+  readonly #foreign: StoreViewOptions['foreign'];
   readonly #now: () => number;
   readonly #retry: { minDelayMs: number; maxDelayMs: number };
   readonly #onFailure: StoreViewOptions['onFailure'];
@@ -101,16 +124,22 @@ export class StoreView {
   readonly #writeBacks: RefreshScheduler;
   readonly #writeBackAttempts = new Map<string, number>();
   readonly #writing = new Set<string>();
+  /** Keys served from memory during an outage, to reconcile with the store once it is back. */
+  readonly #recheck = new Set<string>();
   readonly #unsubscribe: (() => void) | undefined;
   #closed = false;
   /** Ends the stoppable calls in flight (lock waits) when the view is stopped. */
   readonly #stoppers = new Set<(reason: TokenStoreError) => void>();
   #stopped = false;
+  #outage: Outage | undefined;
+  /** Errors about what a store handed back (not a sign the store is down). */
+  readonly #malformed = new WeakSet<object>();
 
   constructor(options: StoreViewOptions) {
     this.#store = options.store;
     this.#timeoutMs = options.timeoutMs;
     this.#usable = options.usable;
+    this.#foreign = options.foreign;
     this.#now = options.now;
     this.#retry = options.retry;
     this.#onFailure = options.onFailure;
@@ -147,9 +176,15 @@ export class StoreView {
       const cached = cache.get(key);
       if (cached !== undefined) return cached ?? undefined;
     }
+    // The store is resting after a failure: a known set that still works is the answer, at once.
+    const known = this.#known.get(key)?.tokens;
+    if (this.#resting() && known !== undefined && !this.#expired(known)) {
+      this.#recheckLater(key); // the store may come back without it: see then
+      return known;
+    }
     const generation = this.#generations.get(key);
     const epoch = this.#epoch;
-    const stored = await this.#call(key, 'get', async () => this.#tokenSet(key, await this.#store.get(key)));
+    const stored = this.#refuseForeign(key, await this.#call(key, 'get', async () => this.#tokenSet(key, await this.#store.get(key))));
     const tokens = this.#reconcile(key, stored, epoch);
     if (cache !== undefined && this.#generations.get(key) === generation) cache.set(key, tokens ?? null);
     return tokens;
@@ -160,6 +195,7 @@ export class StoreView {
     if (this.#store.getVersioned === undefined) return { tokens: await this.read(key, { bypassCache: true }) };
     const epoch = this.#epoch;
     const found = await this.#getVersioned(key);
+    this.#refuseForeign(key, found?.tokens);
     return { tokens: this.#reconcile(key, found?.tokens, epoch), version: found?.version ?? 0 };
   }
 
@@ -238,7 +274,7 @@ export class StoreView {
   /** One last attempt to write back every token set the store may not have (bounded like any call). */
   async flush(): Promise<void> {
     const unsaved = [...this.#known].filter(([, known]) => known.unsaved).map(([key]) => key);
-    await Promise.allSettled(unsaved.map((key) => this.#writeBack(key)));
+    await Promise.allSettled(unsaved.map((key) => this.#writeBack(key, { force: true })));
   }
 
   close(): void {
@@ -319,6 +355,7 @@ export class StoreView {
 
   #forget(key: string): void {
     this.#known.delete(key);
+    this.#recheck.delete(key);
     this.#writeBackAttempts.delete(key);
     this.#writeBacks.cancel(key);
   }
@@ -332,27 +369,29 @@ export class StoreView {
    * Writes the newest known set of `key` back, conditionally where the store can: only over what
    * was just read (an older set or nothing), never over a newer set written meanwhile.
    */
-  async #writeBack(key: string): Promise<void> {
+  async #writeBack(key: string, options: { force?: boolean } = {}): Promise<void> {
     const known = this.#known.get(key);
-    if (this.#closed || known === undefined || !known.unsaved || this.#writing.has(key)) return;
+    if (this.#closed || known === undefined || (!known.unsaved && !this.#recheck.has(key)) || this.#writing.has(key)) return;
     this.#writing.add(key);
     const store = this.#store;
     const conditional = store.getVersioned !== undefined && store.setIfVersion !== undefined;
     try {
       const epoch = this.#epoch;
       const found = conditional
-        ? await this.#getVersioned(key)
-        : { tokens: await this.#call(key, 'get', async () => this.#tokenSet(key, await store.get(key))), version: 0 };
+        ? await this.#getVersioned(key, options)
+        : { tokens: await this.#call(key, 'get', async () => this.#tokenSet(key, await store.get(key)), options), version: 0 };
+      this.#refuseForeign(key, found?.tokens); // never written over: it is someone else's
+      this.#recheck.delete(key);
       if (this.#known.get(key) !== known) return; // superseded meanwhile: its own write persists it
       // Still behind? (Another process may have written a newer set, or ours, meanwhile.)
       if (this.#reconcile(key, found?.tokens, epoch) !== known.tokens || !known.unsaved) return;
       if (conditional) {
-        if (!(await this.#call(key, 'set', () => store.setIfVersion!(key, known.tokens, found?.version ?? 0)))) {
+        if (!(await this.#call(key, 'set', () => store.setIfVersion!(key, known.tokens, found?.version ?? 0), options))) {
           this.#scheduleWriteBack(key); // changed between the read and the write: look again
           return;
         }
       } else {
-        await this.#call(key, 'set', () => store.set(key, known.tokens));
+        await this.#call(key, 'set', () => store.set(key, known.tokens), options);
       }
       if (this.#known.get(key) === known) this.#saved(key, known);
     } catch {
@@ -360,6 +399,12 @@ export class StoreView {
     } finally {
       this.#writing.delete(key);
     }
+  }
+
+  #recheckLater(key: string): void {
+    if (this.#closed || this.#recheck.has(key)) return;
+    this.#recheck.add(key);
+    this.#writeBacks.schedule(key, this.#outage?.until ?? this.#now());
   }
 
   #scheduleWriteBack(key: string): void {
@@ -388,15 +433,56 @@ export class StoreView {
 
   // --- bounded, checked, redacted calls -------------------------------------------------------------
 
-  async #getVersioned(key: string): Promise<{ tokens: TokenSet; version: number } | undefined> {
-    return this.#call(key, 'get', async () => {
+  async #getVersioned(key: string, options: { force?: boolean } = {}): Promise<{ tokens: TokenSet; version: number } | undefined> {
+    return this.#call(
+      key,
+      'get',
+      async () => {
       const found: unknown = await this.#store.getVersioned!(key);
       if (found === undefined || found === null) return undefined;
       const parsed = versionedSchema.safeParse(found);
-      if (!parsed.success) throw notATokenSet(key, parsed.error, 'getVersioned');
+      if (!parsed.success) throw this.#isMalformed(notATokenSet(key, parsed.error, 'getVersioned'));
       const tokens = this.#tokenSet(key, parsed.data.tokens, 'getVersioned');
       return tokens === undefined ? undefined : { tokens, version: parsed.data.version };
-    });
+      },
+      options,
+    );
+  }
+
+  /**
+   * `tokens`, unless they are another issuer's or client's: then a `ConfigurationError` (two
+   * managers share store keys they should not; serving the set would hand a token to the wrong
+   * caller, and overwriting it would destroy someone else's grant).
+   */
+  #refuseForeign(key: string, tokens: TokenSet | undefined): TokenSet | undefined {
+    const why = tokens === undefined ? undefined : this.#foreign(key, tokens);
+    if (why !== undefined) throw new ConfigurationError('INVALID_CONFIGURATION', why);
+    return tokens;
+  }
+
+  #expired(tokens: TokenSet): boolean {
+    return tokens.expiresAt !== undefined && this.#now() >= tokens.expiresAt * 1000;
+  }
+
+  // --- outages ----------------------------------------------------------------------------------------
+
+  /** Whether calls are held back now: inside the outage's window, or while its probe runs. */
+  #resting(): boolean {
+    const outage = this.#outage;
+    return outage !== undefined && (outage.probing || this.#now() < outage.until);
+  }
+
+  /** A call held back during an outage: it fails at once with what the store last did. */
+  #heldBack(operation: StoreOperation, outage: Outage): TokenStoreError {
+    const next = Math.max(0, Math.ceil(outage.until - this.#now()));
+    const when = outage.probing ? 'a probe is under way' : `the next attempt is in ${next} ms`;
+    return new TokenStoreError(operation, `token store unavailable (${outage.error.message}); ${operation} not sent, ${when}`, { cause: outage.error });
+  }
+
+  #failed(error: TokenStoreError): void {
+    const failures = (this.#outage?.failures ?? 0) + 1;
+    const restMs = backoffMs(failures - 1, this.#retry.minDelayMs, this.#retry.maxDelayMs);
+    this.#outage = { until: this.#now() + restMs, failures, error, probing: false };
   }
 
   /** A store's answer as a token set: `null` and `undefined` are missing; anything else is checked. */
@@ -404,12 +490,17 @@ export class StoreView {
     if (value === undefined || value === null) return undefined;
     if (typeof value === 'object' && this.#checked.has(value)) return value as TokenSet;
     const parsed = storedTokenSetSchema.safeParse(value);
-    if (!parsed.success) throw notATokenSet(key, parsed.error, method);
+    if (!parsed.success) throw this.#isMalformed(notATokenSet(key, parsed.error, method));
     // Keep a store's own frozen, redacting copy; otherwise make one.
     const tokens =
       Object.isFrozen(value) && Object.getOwnPropertySymbols(value).includes(inspect.custom) ? (value as TokenSet) : freezeTokenSet(value as TokenSet);
     this.#checked.add(tokens);
     return tokens;
+  }
+
+  #isMalformed(error: TokenStoreError): TokenStoreError {
+    this.#malformed.add(error);
+    return error;
   }
 
   /**
@@ -421,18 +512,26 @@ export class StoreView {
     key: string,
     operation: StoreOperation,
     run: () => Promise<T>,
-    options: { boundMs?: number; late?: (value: T) => void; stoppable?: boolean } = {},
+    options: { boundMs?: number; late?: (value: T) => void; stoppable?: boolean; force?: boolean } = {},
   ): Promise<T> {
+    const outage = this.#outage;
+    let probe = false;
+    if (outage !== undefined && !options.force) {
+      if (this.#resting()) throw this.#heldBack(operation, outage);
+      outage.probing = probe = true;
+    }
     const boundMs = options.boundMs ?? this.#timeoutMs;
     let timer: NodeJS.Timeout | undefined;
     let stopper: ((reason: TokenStoreError) => void) | undefined;
+    let overdue: TokenStoreError | undefined;
     try {
       const pending = Promise.resolve().then(run);
       // The deadline, and for a stoppable call the view being stopped (a per-call registration: a
       // shared promise that never settles would collect a reaction per call, forever).
       const deadline = new Promise<never>((_resolve, reject) => {
         timer = setTimeout(() => {
-          reject(new TokenStoreError(operation, `token store ${operation} of "${key}" did not settle within ${boundMs} ms`));
+          overdue = new TokenStoreError(operation, `token store ${operation} of "${key}" did not settle within ${boundMs} ms`);
+          reject(overdue);
         }, boundMs);
         if (options.stoppable) {
           if (this.#stopped) reject(new TokenStoreError(operation, 'the TokenManager was closed'));
@@ -450,7 +549,9 @@ export class StoreView {
           ),
         () => undefined, // a late failure, after the deadline, is of no interest
       );
-      return await raced;
+      const value = await raced;
+      this.#outage = undefined; // it answered
+      return value;
     } catch (cause) {
       this.#epoch += 1;
       const error =
@@ -458,6 +559,11 @@ export class StoreView {
           ? cause
           : new TokenStoreError(operation, `token store ${operation} failed${cause instanceof Error ? `: ${cause.message}` : ''}`, { cause });
       this.#redactor(key).redactError(error);
+      // The store is down when it does not answer, or cannot read: not when it answers with
+      // garbage, refuses one write, or has a busy lock.
+      const down = !this.#stopped && (error === overdue || (operation === 'get' && !this.#malformed.has(error)));
+      if (down) this.#failed(error);
+      else if (probe && this.#outage !== undefined) this.#outage.probing = false;
       this.#onFailure(key, operation, error);
       throw error;
     } finally {
