@@ -270,6 +270,17 @@ describe('rejected JWT responses (RFC 9701 §5, specs/03 §4 validation steps)',
     expectResponseError(await rejection(introspect(await body())), field);
   });
 
+  it.each<[string, () => Promise<string>, string]>([
+    ['aud', () => sign(claims({ aud: 'other-rs' })), `aud "other-rs" does not contain this client's client_id "${CLIENT_ID}"`],
+    ['aud', () => sign(claims({ aud: ['other-rs', 'api'] })), `aud ["other-rs","api"] does not contain this client's client_id "${CLIENT_ID}"`],
+    ['iss', () => sign(claims({ iss: 'https://other.example.com' })), 'iss "https://other.example.com" is not "'],
+  ])('a mismatched %s names the expected and the received value (RFC 9701 §5)', async (field, body, message) => {
+    const error = await rejection(introspect(await body()));
+    expectResponseError(error, field);
+    expect(error.message).toContain(message);
+    if (field === 'iss') expect(error.message).toContain(`"${server.url}"`);
+  });
+
   it.each<[string, Partial<ClientMetadata>, IntrospectionOptions]>([
     ['jwtResponse: true', {}, { jwtResponse: true }],
     ['a registered introspection_signed_response_alg', { introspection_signed_response_alg: 'RS256' }, {}],

@@ -176,12 +176,19 @@ export class StoreView {
       const cached = cache.get(key);
       if (cached !== undefined) return cached ?? undefined;
     }
-    // The store is resting after a failure: a known set that still works is the answer, at once.
+    // The store failed lately: a known set that still works is the answer, at once. Once the
+    // outage's window is over, the store is probed behind the answer.
     const known = this.#known.get(key)?.tokens;
-    if (this.#resting() && known !== undefined && !this.#expired(known)) {
-      this.#recheckLater(key); // the store may come back without it: see then
+    if (this.#outage !== undefined && known !== undefined && !this.#expired(known)) {
+      if (this.#resting()) this.#recheckLater(key); // the store may come back without it: see then
+      else this.#readStore(key).catch(() => undefined); // reported as store.failed
       return known;
     }
+    return this.#readStore(key);
+  }
+
+  async #readStore(key: string): Promise<TokenSet | undefined> {
+    const cache = this.#cache;
     const generation = this.#generations.get(key);
     const epoch = this.#epoch;
     const stored = this.#refuseForeign(key, await this.#call(key, 'get', async () => this.#tokenSet(key, await this.#store.get(key))));
