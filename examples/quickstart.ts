@@ -9,8 +9,8 @@
  *
  * Tokens live 6 seconds here so that a refresh happens while you watch.
  */
-import { Client, TokenManager } from '@tessera/core';
-import type { TokenManagerEvents } from '@tessera/core';
+import { Client, TokenManager, TokenManagerError } from '@tessera/core';
+import type { TesseraError, TokenManagerEvents } from '@tessera/core';
 import { startTestServer } from '@tessera/testing';
 
 const started = Date.now();
@@ -57,6 +57,13 @@ try {
   say('user alice signs in (device flow), and her tokens are stored under the key "alice"');
   const alice = manager.for('alice');
   await alice.storeTokens((await server.issueUserTokens('basic', { accountId: 'alice', scope: 'openid offline_access api:read' })) as never);
+
+  // A handle never runs the manager's grant: a user who has not signed in has no tokens.
+  const bob = await manager
+    .for('bob')
+    .getValidAccessToken()
+    .catch((error: TesseraError) => error);
+  say(`bob has not signed in: ${bob instanceof TokenManagerError ? `${bob.code} (${bob.message})` : 'a token?!'}`);
 
   say('waiting for the background refresh (tokens live 6 s, refreshed about 2 s before expiry)...');
   await new Promise<void>((resolve) => manager.once('token.refreshed', () => resolve()));

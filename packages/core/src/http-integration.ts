@@ -6,7 +6,7 @@
  */
 import type { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig } from 'axios';
 import type { DPoPHandle } from './dpop.js';
-import { ConfigurationError } from './errors.js';
+import { ConfigurationError, InternalError } from './errors.js';
 import type { TokenHandle, TokenManager } from './token-manager.js';
 import type { TokenSet } from './token-set.js';
 import { parseWwwAuthenticate } from './www-authenticate.js';
@@ -34,7 +34,8 @@ async function authorization(
   url: string,
 ): Promise<Record<string, string>> {
   if (isDPoP(tokens)) {
-    if (source.dpop === undefined) throw new ConfigurationError('INVALID_CONFIGURATION', 'a DPoP-bound token needs the manager\'s dpop handle');
+    // A manager serves a DPoP-bound token only with the handle it is bound to: never reached.
+    if (source.dpop === undefined) throw new InternalError("a DPoP-bound token reached a manager without a dpop handle");
     const proof = await source.dpop.proof(method, url, { accessToken: tokens.accessToken });
     return { authorization: `DPoP ${tokens.accessToken}`, dpop: proof };
   }

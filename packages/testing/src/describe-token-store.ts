@@ -487,6 +487,9 @@ function fullTokenSet(label: string): TokenSet {
       ],
       nested: { deep: { flag: true, count: 1.5, nothing: null, list: ['a', 1, label] } },
     },
+    // Who obtained it: a manager refuses a set of another issuer or client, so a store must keep these.
+    issuer: 'https://as.example.com',
+    clientId: 'billing-service',
   };
 }
 
