@@ -21,7 +21,7 @@ import type { TesseraError, TokenSet, TokenStore } from '@tessera/core';
 import { startTestServer } from '@tessera/testing';
 import type { TestServer } from '@tessera/testing';
 import { onEveryEvent } from './support/events.js';
-import { rejection } from './support/test-helpers.js';
+import { plainStore, rejection } from './support/test-helpers.js';
 
 let server: TestServer;
 let client: Client;
@@ -65,17 +65,6 @@ function failingWrites<S extends TokenStore>(store: S): TokenStore & { failNextS
   if (store.subscribe !== undefined)
     wrapped.subscribe = (listener, options) => store.subscribe!(listener, options);
   return wrapped;
-}
-
-/** A plain object store: no lock, no feed, no versions (the simplest thing a user writes). */
-function plainStore(): TokenStore & { data: Map<string, TokenSet> } {
-  const data = new Map<string, TokenSet>();
-  return {
-    data,
-    get: async (key) => data.get(key),
-    set: async (key, tokens) => void data.set(key, JSON.parse(JSON.stringify(tokens)) as TokenSet),
-    delete: async (key) => void data.delete(key),
-  };
 }
 
 async function userTokens(): Promise<Record<string, unknown>> {

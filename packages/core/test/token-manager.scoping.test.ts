@@ -5,11 +5,11 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Client, ConfigurationError, InternalError, MemoryTokenStore, TokenManager, TokenManagerError } from '@tessera/core';
-import type { TesseraError, TokenSet, TokenStore } from '@tessera/core';
+import type { TesseraError } from '@tessera/core';
 import { startTestServer } from '@tessera/testing';
 import type { TestServer } from '@tessera/testing';
 import { onEveryEvent } from './support/events.js';
-import { rejection } from './support/test-helpers.js';
+import { plainStore, rejection } from './support/test-helpers.js';
 
 let server: TestServer;
 let basic: Client;
@@ -28,17 +28,6 @@ afterEach(async () => {
 function track(manager: TokenManager): TokenManager {
   managers.push(manager);
   return manager;
-}
-
-/** A plain store that shows its keys (as a user's own store would hold them). */
-function plainStore(): TokenStore & { data: Map<string, TokenSet> } {
-  const data = new Map<string, TokenSet>();
-  return {
-    data,
-    get: async (key) => data.get(key),
-    set: async (key, tokens) => void data.set(key, JSON.parse(JSON.stringify(tokens)) as TokenSet),
-    delete: async (key) => void data.delete(key),
-  };
 }
 
 const tokenRequests = (): number => server.stats().token;

@@ -1,6 +1,6 @@
 /** Small helpers shared by the core tests. */
 import { jest } from '@jest/globals';
-import type { TesseraError } from '@tessera/core';
+import type { TesseraError, TokenSet, TokenStore } from '@tessera/core';
 
 /** The error a promise rejects with; fails the test when it resolves. */
 export async function rejection(promise: Promise<unknown>): Promise<TesseraError> {
@@ -37,4 +37,18 @@ export function freezeDate(nowMs: number): void {
       'clearTimeout',
     ],
   });
+}
+
+/**
+ * A plain object store: no lock, no feed, no versions (the simplest thing a user writes), whose
+ * `data` shows the keys as stored.
+ */
+export function plainStore(): TokenStore & { data: Map<string, TokenSet> } {
+  const data = new Map<string, TokenSet>();
+  return {
+    data,
+    get: async (key) => data.get(key),
+    set: async (key, tokens) => void data.set(key, JSON.parse(JSON.stringify(tokens)) as TokenSet),
+    delete: async (key) => void data.delete(key),
+  };
 }
