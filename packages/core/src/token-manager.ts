@@ -571,7 +571,9 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
       dpopJkt: wire.token_type.toLowerCase() === 'dpop' ? jkt : undefined,
       origin: this.#origin,
     });
-    this.#states.delete(slot.storeKey); // a new grant: no backoff or failure of the old one applies
+    // A new grant: no backoff, failure or lost answer of the old one applies (a renewal in flight stays single).
+    const state = this.#states.get(slot.storeKey);
+    if (state !== undefined) Object.assign(state, { backoffUntil: 0, failures: 0, lastFailure: undefined, expiredReported: undefined, answerLost: undefined });
     await this.#view.write(slot.storeKey, tokens);
     this.#schedule(slot, tokens);
     this.#emitSafely('token.stored', { key: slot.key, ...summary(tokens) });

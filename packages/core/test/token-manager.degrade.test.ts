@@ -205,6 +205,20 @@ describe('a refresh refused without an OAuth error (as some servers answer for a
     expect(requests()).toBe(4);
   });
 
+  it('storeTokens() after such a failure starts afresh: the new tokens are used, and renewed, at once', async () => {
+    tokenServer.requests.length = 0;
+    tokenServer.on('/token', (_request, response) => raw(response, 400, ''));
+    const manager = track(new TokenManager({ client, now, retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } }));
+    await manager.storeTokens({ access_token: 'at-1', token_type: 'Bearer', expires_in: 1, refresh_token: 'rt-1' });
+    nowMs += 2000;
+    await rejection(manager.getValidAccessToken()); // refused; backing off for a minute
+    await manager.storeTokens({ access_token: 'at-2', token_type: 'Bearer', expires_in: 1, refresh_token: 'rt-2' }); // the user signed in again
+    nowMs += 2000;
+    tokenServer.on('/token', (_request, response) => json(response, 200, { access_token: 'at-3', token_type: 'Bearer', expires_in: 3600 }));
+    await expect(manager.getValidAccessToken()).resolves.toBe('at-3');
+    expect(tokenServer.requestsTo('/token').map((r) => r.form.get('refresh_token'))).toEqual(['rt-1', 'rt-2']);
+  });
+
   it('a failing client-credentials grant is not retried on every call either', async () => {
     tokenServer.requests.length = 0;
     tokenServer.on('/token', (_request, response) => raw(response, 400, ''));
