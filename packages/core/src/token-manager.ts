@@ -203,7 +203,11 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   /** The `namespace` option; `undefined`: one per grant, derived from the origin and the grant. */
   readonly #namespace: string | undefined;
   readonly #namespaces = new Map<string, string>();
-  /** Every key served so far, by store key. */
+  /**
+   * The slots with a grant, and with an explicit namespace (where keys of different grants would
+   * meet) every slot, by store key. Any other store key is a grantless slot that can be made again
+   * from it (see {@link #slotOf}), so 100,000 user keys cost no registry.
+   */
   readonly #slots = new Map<string, Slot>();
   /** The manager's own key. */
   readonly #own: Slot;
@@ -265,7 +269,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
       skewMs: this.#skewMs,
       now: this.#now,
       retry: { minDelayMs: this.#minDelayMs, maxDelayMs: this.#maxDelayMs },
-      onFailure: (storeKey, operation, error) => this.#emitSafely('store.failed', { key: this.#slots.get(storeKey)?.key ?? storeKey, operation, error }),
+      onFailure: (storeKey, operation, error) => this.#emitSafely('store.failed', { key: this.#userKey(storeKey), operation, error }),
       ...(this.#store.subscribe === undefined ? {} : { subscribe: (onChange, feed) => this.#subscribe(onChange, feed) }),
     });
     // Last: nothing above may throw once the process-wide clock counts this manager as a user.
@@ -425,6 +429,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     const grantId = grantFingerprint(grant);
     const namespace = this.#namespaceOf(grantId);
     const storeKey = namespace === '' ? key : `${namespace}:${key}`;
+    if (this.#namespace === undefined && grant === undefined) return { key, storeKey, grant, grantId };
     const existing = this.#slots.get(storeKey);
     if (existing === undefined) {
       const slot: Slot = { key, storeKey, grant, grantId };
@@ -439,6 +444,17 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     }
     if (grant !== undefined) existing.grant = grant;
     return existing;
+  }
+
+  /** The slot of a store key the scheduler hands back. */
+  #slotOf(storeKey: string): Slot {
+    return this.#slots.get(storeKey) ?? { key: this.#userKey(storeKey), storeKey, grant: undefined, grantId: grantFingerprint(undefined) };
+  }
+
+  /** The caller's key of a store key (the namespace's prefix off). */
+  #userKey(storeKey: string): string {
+    if (this.#namespace === '') return storeKey;
+    return storeKey.slice(this.#namespace === undefined ? storeKey.indexOf(':') + 1 : this.#namespace.length + 1);
   }
 
   #namespaceOf(grantId: string): string {
@@ -513,7 +529,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
       this.#view.recache(storeKey, usable);
       return usable;
     }
-    const state = this.#state(storeKey);
+    const state = this.#state(slot);
     const backingOff = this.#now() < state.backoffUntil;
     if (usable !== undefined && !this.#isExpired(usable)) {
       // Inside the skew but still valid: serve it and renew behind it (not again while backing off
@@ -635,7 +651,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
 
   /** One renewal per key at a time; every concurrent caller shares it. */
   #renew(slot: Slot, seen: TokenSet | undefined): Promise<TokenSet> {
-    const state = this.#state(slot.storeKey);
+    const state = this.#state(slot);
     if (state.flight === undefined) {
       state.flight = this.#runRenewal(slot, seen).finally(() => {
         state.flight = undefined;
@@ -738,7 +754,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   async #renewalFailed(slot: Slot, current: TokenSet | undefined, cause: unknown): Promise<TokenSet> {
     const error = asTesseraError(cause);
     const { key, storeKey } = slot;
-    const state = this.#state(storeKey);
+    const state = this.#state(slot);
     if (error instanceof OAuthError && error.error === 'invalid_grant' && current?.refreshToken !== undefined) {
       const latest = await this.#view.read(storeKey, { bypassCache: true }).catch(() => undefined);
       if (latest !== undefined && latest.refreshToken !== current.refreshToken && this.#boundToUs(latest)) {
@@ -766,7 +782,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   }
 
   #succeeded(slot: Slot, tokens: TokenSet): void {
-    const state = this.#state(slot.storeKey);
+    const state = this.#state(slot);
     state.failures = 0;
     state.backoffUntil = 0;
     state.lastFailure = undefined;
@@ -786,7 +802,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
 
   #pumpBackground(): void {
     while (this.#backgroundActive < MAX_BACKGROUND_RENEWALS && this.#backgroundHead < this.#backgroundQueue.length && !this.#closed) {
-      const slot = this.#slots.get(this.#backgroundQueue[this.#backgroundHead++]!)!;
+      const slot = this.#slotOf(this.#backgroundQueue[this.#backgroundHead++]!);
       if (this.#backgroundHead === this.#backgroundQueue.length) {
         this.#backgroundQueue = [];
         this.#backgroundHead = 0;
@@ -814,11 +830,11 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
 
   // --- helpers ------------------------------------------------------------------------------------
 
-  #state(storeKey: string): KeyState {
-    let state = this.#states.get(storeKey);
+  #state(slot: Slot): KeyState {
+    let state = this.#states.get(slot.storeKey);
     if (state === undefined) {
       state = { backoffUntil: 0, failures: 0 };
-      this.#states.set(storeKey, state);
+      this.#states.set(slot.storeKey, state);
     }
     return state;
   }
@@ -850,7 +866,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   }
 
   #reportExpired(slot: Slot, tokens: TokenSet): void {
-    const state = this.#state(slot.storeKey);
+    const state = this.#state(slot);
     if (state.expiredReported === tokens.expiresAt) return;
     state.expiredReported = tokens.expiresAt;
     this.#emitSafely('token.expired', { key: slot.key, expiredAt: tokens.expiresAt! });
