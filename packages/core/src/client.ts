@@ -781,7 +781,8 @@ export class Client {
       // RFC 9701 §5: name what was expected and what came, so a misconfiguration is found at once.
       if (error instanceof joseErrors.JWTClaimValidationFailed && (error.claim === 'aud' || error.claim === 'iss')) {
         const expected = error.claim === 'aud' ? `this client's client_id ${JSON.stringify(this.#metadata.client_id)}` : JSON.stringify(this.#server.issuer);
-        const received = JSON.stringify(error.payload[error.claim] ?? null);
+        const whole = JSON.stringify(error.payload[error.claim] ?? null);
+        const received = whole.length > 200 ? `${whole.slice(0, 200)}…` : whole; // a hostile server's list stays short
         throw fail(error.claim, `${error.claim} ${received} ${error.claim === 'aud' ? 'does not contain' : 'is not'} ${expected}`, error);
       }
       throw joseFailure(error, fail);

@@ -445,12 +445,12 @@ export class StoreView {
       key,
       'get',
       async () => {
-      const found: unknown = await this.#store.getVersioned!(key);
-      if (found === undefined || found === null) return undefined;
-      const parsed = versionedSchema.safeParse(found);
-      if (!parsed.success) throw this.#isMalformed(notATokenSet(key, parsed.error, 'getVersioned'));
-      const tokens = this.#tokenSet(key, parsed.data.tokens, 'getVersioned');
-      return tokens === undefined ? undefined : { tokens, version: parsed.data.version };
+        const found: unknown = await this.#store.getVersioned!(key);
+        if (found === undefined || found === null) return undefined;
+        const parsed = versionedSchema.safeParse(found);
+        if (!parsed.success) throw this.#isMalformed(notATokenSet(key, parsed.error, 'getVersioned'));
+        const tokens = this.#tokenSet(key, parsed.data.tokens, 'getVersioned');
+        return tokens === undefined ? undefined : { tokens, version: parsed.data.version };
       },
       options,
     );
