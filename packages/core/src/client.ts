@@ -5,7 +5,7 @@ import { wellKnownUrls } from './discovery.js';
 import { DPoPHandle } from './dpop.js';
 import { ConfigurationError, OAuthError, ResponseError, TesseraError, TransportError, withHint } from './errors.js';
 import { ClientAuthenticator } from './internal/client-auth.js';
-import type { AuthStyle } from './internal/client-auth.js';
+import type { AuthReading } from './internal/client-auth.js';
 import { appendParameters } from './internal/form.js';
 import { HttpTransport, parseRetryAfter } from './internal/http.js';
 import type { HttpRequest, HttpResponse, RetryPolicy } from './internal/http.js';
@@ -704,9 +704,10 @@ export class Client {
     const context: ResponseContext = { endpoint: LABELS[name], secrets };
     const auth = this.#auth;
     let nonceRetried = false;
-    let style: AuthStyle = 'standard';
+    const first = auth.reading;
+    let reading: AuthReading = first;
     for (;;) {
-      const attemptStyle = style;
+      const attemptReading = reading;
       const response = await this.#transport.send({
         endpoint: context.endpoint,
         policy: options.policy,
@@ -717,7 +718,7 @@ export class Client {
             accept: options.accept ?? 'application/json',
           };
           const body = new URLSearchParams(form);
-          if (options.bearer === undefined) await auth.apply(url, headers, body, attemptStyle);
+          if (options.bearer === undefined) await auth.apply(url, headers, body, attemptReading);
           else headers.authorization = `Bearer ${options.bearer}`;
           if (dpop !== undefined) headers.dpop = await dpop.proof('POST', url);
           const request: HttpRequest = { method: 'POST', url, headers, body: body.toString() };
@@ -732,12 +733,14 @@ export class Client {
           continue;
         }
       }
-      const refused = options.bearer === undefined && isRefusedAuthentication(response);
-      if (attemptStyle === 'alternative') {
+      if (options.bearer !== undefined) return { response, context };
+      const refused = isRefusedAuthentication(response);
+      const other = auth.otherThan(first);
+      if (attemptReading !== first) {
         if (refused) context.hint = auth.bothTried;
-        else if (response.status < 500) auth.adopt(); // accepted (a 5xx says nothing about it)
-      } else if (refused && auth.alternative) {
-        style = 'alternative';
+        else if (isAuthenticated(response)) auth.adopt(attemptReading);
+      } else if (refused && other !== undefined) {
+        reading = other;
         continue;
       }
       return { response, context };
@@ -854,9 +857,22 @@ function grantForm(grantType: string, parameters: Parameters | undefined, fixed:
 function isRefusedAuthentication(response: HttpResponse): boolean {
   const { status } = response;
   if (status !== 400 && status !== 401 && status !== 403) return false;
+  if (isUseDPoPNonce(response)) return false; // a DPoP challenge, not a refusal of the client
   if (status !== 400 && response.body.toString('utf8').trim() === '') return true;
   const body = tryJson(response.body) as { error?: unknown } | undefined;
   return typeof body === 'object' && body !== null && body.error === 'invalid_client';
+}
+
+/**
+ * The server accepted the client's authentication: a 2xx, or an OAuth error about something else
+ * (`invalid_grant`, `invalid_scope`, ...); a 5xx, a 429 or a DPoP challenge proves nothing.
+ */
+function isAuthenticated(response: HttpResponse): boolean {
+  if (response.status >= 200 && response.status < 300) return true;
+  if (response.status !== 400 && response.status !== 401 && response.status !== 403) return false;
+  const body = tryJson(response.body) as { error?: unknown } | undefined;
+  const error = typeof body === 'object' && body !== null ? body.error : undefined;
+  return typeof error === 'string' && error !== 'invalid_client' && error !== 'use_dpop_nonce';
 }
 
 /** RFC 9449 §8 (authorization server) and §9 (`WWW-Authenticate: DPoP error="use_dpop_nonce"`). */

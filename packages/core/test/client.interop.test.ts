@@ -85,6 +85,29 @@ describe('client_secret_basic against a server that does not form-decode the cre
     },
   );
 
+  it('requests refused at the same time all retry raw and agree on it (nothing flips back)', async () => {
+    rawBasicServer();
+    const client = basicClient();
+    await Promise.all(Array.from({ length: 4 }, () => client.clientCredentialsGrant()));
+    expect(server.requestsTo('/token')).toHaveLength(8);
+    await Promise.all(Array.from({ length: 4 }, () => client.clientCredentialsGrant()));
+    expect(server.requestsTo('/token')).toHaveLength(12);
+  });
+
+  it('a retry answered with a 5xx or 429 proves nothing: the reading is not adopted', async () => {
+    let calls = 0;
+    server.on('/token', (request, response) => {
+      calls += 1;
+      const credentials = rawBasic(request);
+      if (credentials?.[1] !== SECRET) return json(response, 401, { error: 'invalid_client' });
+      return calls <= 2 ? json(response, 429, { error: 'slow_down' }) : json(response, 200, { access_token: 'at', token_type: 'Bearer' });
+    });
+    const client = basicClient();
+    await rejection(client.clientCredentialsGrant());
+    await client.clientCredentialsGrant();
+    expect(server.requestsTo('/token')).toHaveLength(4); // the standard reading first again, then raw
+  });
+
   it('both refused: the error names what was tried and the options, and keeps the secret out', async () => {
     server.on('/token', (_request, response) => json(response, 401, { error: 'invalid_client', error_description: 'unknown client' }));
     const client = basicClient();

@@ -92,14 +92,15 @@ function needs(method: ClientAuthMethod): string {
  * credentials form-encoded before base64 (RFC 6749 §2.3.1) or raw, and the `aud` of a
  * `client_secret_jwt` / `private_key_jwt` assertion, the issuer or the endpoint's URL.
  */
-export type AuthStyle = 'standard' | 'alternative';
+export type AuthReading = 'rfc6749' | 'raw' | 'issuer' | 'endpoint';
 
 /**
  * Applies one client authentication method to a request (RFC 6749 §2.3: exactly one method).
  *
  * Where the options leave the reading open (`basicAuthEncoding`, `clientAssertionAudience` unset),
- * a refused authentication may be retried once in the other reading ({@link alternative}), and the
+ * a refused authentication may be retried once in the other reading ({@link otherThan}), and the
  * one that worked is used from then on ({@link adopt}), as golang.org/x/oauth2 detects its auth style.
+ * Requests carry the concrete reading they were built with, so concurrent ones cannot flip it back.
  */
 export class ClientAuthenticator {
   readonly method: ClientAuthMethod;
@@ -145,16 +146,22 @@ export class ClientAuthenticator {
     return this.#secret === undefined ? [] : [this.#secret];
   }
 
-  /** Whether a refused authentication is worth one retry in the other reading. */
-  get alternative(): boolean {
-    return this.#open;
+  /** The reading requests are built with now. */
+  get reading(): AuthReading {
+    return this.method === 'client_secret_basic' ? this.#basic : this.#audience;
   }
 
-  /** The other reading worked: use it from now on. */
-  adopt(): void {
+  /** The reading worth one retry after `reading` was refused, if the options leave it open. */
+  otherThan(reading: AuthReading): AuthReading | undefined {
+    if (!this.#open) return undefined;
+    return ({ rfc6749: 'raw', raw: 'rfc6749', issuer: 'endpoint', endpoint: 'issuer' } as const)[reading];
+  }
+
+  /** `reading` worked: use it from now on (the same call from concurrent requests changes nothing). */
+  adopt(reading: AuthReading): void {
     if (!this.#open) return;
-    if (this.method === 'client_secret_basic') this.#basic = this.#basic === 'rfc6749' ? 'raw' : 'rfc6749';
-    else this.#audience = this.#audience === 'issuer' ? 'endpoint' : 'issuer';
+    if (this.method === 'client_secret_basic' && (reading === 'rfc6749' || reading === 'raw')) this.#basic = reading;
+    else if (reading === 'issuer' || reading === 'endpoint') this.#audience = reading;
   }
 
   /** What was tried, for the error when both readings were refused. */
@@ -165,14 +172,11 @@ export class ClientAuthenticator {
   }
 
   /** Adds the credentials to `headers` / `form`; builds a fresh assertion for every call. */
-  async apply(endpointUrl: string, headers: Record<string, string>, form: URLSearchParams, style: AuthStyle = 'standard'): Promise<void> {
-    const other = style === 'alternative' && this.#open;
+  async apply(endpointUrl: string, headers: Record<string, string>, form: URLSearchParams, reading: AuthReading = this.reading): Promise<void> {
     switch (this.method) {
-      case 'client_secret_basic': {
-        const encoding = other ? (this.#basic === 'rfc6749' ? 'raw' : 'rfc6749') : this.#basic;
-        headers.authorization = this.#basicHeaders![encoding];
+      case 'client_secret_basic':
+        headers.authorization = this.#basicHeaders![reading === 'raw' ? 'raw' : 'rfc6749'];
         return;
-      }
       case 'client_secret_post':
         form.set('client_id', this.#clientId);
         form.set('client_secret', this.#secret!);
@@ -180,14 +184,13 @@ export class ClientAuthenticator {
       case 'client_secret_jwt':
       case 'private_key_jwt': {
         const { key, alg, kid } = await this.#key!;
-        const audience = other ? (this.#audience === 'issuer' ? 'endpoint' : 'issuer') : this.#audience;
         const now = Math.floor(Date.now() / 1000);
         // aud: the issuer as one string, never an array (OIDC Core §9 as updated in 2025, specs/07 §C).
         const assertion = await new SignJWT({})
           .setProtectedHeader(kid === undefined ? { alg } : { alg, kid })
           .setIssuer(this.#clientId)
           .setSubject(this.#clientId)
-          .setAudience(audience === 'issuer' ? this.#issuer : endpointUrl)
+          .setAudience(reading === 'endpoint' ? endpointUrl : this.#issuer)
           .setJti(randomUUID())
           .setIssuedAt(now)
           .setExpirationTime(now + ASSERTION_LIFETIME_SECONDS)
