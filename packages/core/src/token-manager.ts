@@ -630,10 +630,11 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     this.#emitSafely('token.cleared', { key: slot.key, reason });
   }
 
+  /** Forgets the key here, then in the store (which may fail: it is forgotten here anyway). */
   async #forget(slot: Slot): Promise<void> {
-    await this.#view.delete(slot.storeKey);
     this.#scheduler?.cancel(slot.storeKey);
     this.#states.delete(slot.storeKey);
+    await this.#view.delete(slot.storeKey);
   }
 
   async #introspectToken(slot: Slot, token: string | undefined): Promise<IntrospectionResponse> {
@@ -756,14 +757,23 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     const { key, storeKey } = slot;
     const state = this.#state(slot);
     if (error instanceof OAuthError && error.error === 'invalid_grant' && current?.refreshToken !== undefined) {
-      const latest = await this.#view.read(storeKey, { bypassCache: true }).catch(() => undefined);
+      // (A foreign set under the key is not ours to clear: that refusal is the caller's answer.)
+      const latest = await this.#view.read(storeKey, { bypassCache: true }).catch((error: unknown) => {
+        if (error instanceof ConfigurationError) throw error;
+        return undefined;
+      });
       if (latest !== undefined && latest.refreshToken !== current.refreshToken && this.#boundToUs(latest)) {
         this.#succeeded(slot, latest);
         return latest;
       }
       const failure = state.answerLost === current.refreshToken ? spentAfterLostAnswer(error) : error;
-      await this.#clearTokens(slot, 'invalid_grant');
-      this.#emitSafely('refresh.failed', { key, error: failure, cleared: true });
+      // The grant is gone whether or not the store lets go of the key now (a failed delete is
+      // reported as store.failed; the spent set is forgotten here either way).
+      const cleared = await this.#clearTokens(slot, 'invalid_grant').then(
+        () => true,
+        () => false,
+      );
+      this.#emitSafely('refresh.failed', { key, error: failure, cleared });
       throw failure;
     }
     if (error instanceof TransportError && error.code === 'ABORTED') {

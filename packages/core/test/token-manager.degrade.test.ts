@@ -136,6 +136,38 @@ describe('a store that goes down', () => {
     expect(store.gets).toBe(gets);
   });
 
+  it('calls that fail together start one outage of the first backoff step, not the longest', async () => {
+    const mode: { down: false | 'refusing' | 'hanging' } = { down: false };
+    const store = switchableStore(mode);
+    const manager = track(new TokenManager({ client, store, now, namespace: '', storeTimeoutMs: 50, retry: { minDelayMs: 1000, maxDelayMs: 60_000 } }));
+    const keys = Array.from({ length: 50 }, (_, i) => manager.for(`user:${i}`));
+    for (const key of keys) await key.storeTokens({ access_token: `at-${key.key}`, token_type: 'Bearer', expires_in: 3600 });
+    mode.down = 'hanging';
+    await Promise.all(keys.map((key) => key.getValidAccessToken())); // 50 gets time out together
+    mode.down = false;
+    nowMs += 1001; // past the first window (at most 1 s)
+    const gets = store.gets;
+    await keys[0]!.getValidAccessToken();
+    expect(store.gets).toBe(gets + 1); // the probe: the outage did not grow to 60 s
+  });
+
+  it('invalid_grant while the store cannot delete: the OAuthError all the same, the key forgotten here', async () => {
+    tokenServer.on('/token', (_request, response) => json(response, 400, { error: 'invalid_grant' }));
+    const mode: { down: false | 'refusing' | 'hanging' } = { down: false };
+    const store = switchableStore(mode);
+    store.delete = async () => {
+      throw new Error('READONLY You cannot write against a read only replica');
+    };
+    const manager = track(new TokenManager({ client, store, now, namespace: '' }));
+    const failed: Array<{ cleared: boolean; code: string }> = [];
+    manager.on('refresh.failed', ({ cleared, error }) => failed.push({ cleared, code: error.code }));
+    await manager.storeTokens({ access_token: 'at-1', token_type: 'Bearer', expires_in: 1, refresh_token: 'rt-spent' });
+    nowMs += 2000;
+    const error = await rejection(manager.getValidAccessToken());
+    expect(error).toMatchObject({ code: 'OAUTH_ERROR', error: 'invalid_grant' });
+    expect(failed).toEqual([{ cleared: false, code: 'OAUTH_ERROR' }]);
+  });
+
   it('once the window is over, the probe runs behind a served call: no caller waits for a hanging store again', async () => {
     const mode: { down: false | 'refusing' | 'hanging' } = { down: false };
     const store = switchableStore(mode);

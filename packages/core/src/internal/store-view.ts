@@ -253,9 +253,10 @@ export class StoreView {
 
   /** Deletes the key in the store and forgets it here. */
   async delete(key: string): Promise<void> {
-    await this.#call(key, 'delete', () => this.#store.delete(key));
+    // Forgotten here whatever the store does: nothing is written back, nothing served from memory.
     this.#forget(key);
     this.#cache?.set(key, null);
+    await this.#call(key, 'delete', () => this.#store.delete(key));
   }
 
   /** The store's cross-process lock, bounded by `waitMs` plus the store timeout. */
@@ -348,6 +349,7 @@ export class StoreView {
   /** The store holds `known` (as of `epoch`): nothing to write back. */
   #confirmed(key: string, known: Known, epoch: number): void {
     known.unsaved = false;
+    this.#recheck.delete(key);
     if (known.replaced.length > known.recent) known.replaced = known.replaced.slice(0, known.recent);
     known.confirmedEpoch = epoch;
     this.#writeBackAttempts.delete(key);
@@ -401,8 +403,11 @@ export class StoreView {
         await this.#call(key, 'set', () => store.set(key, known.tokens), options);
       }
       if (this.#known.get(key) === known) this.#saved(key, known);
-    } catch {
-      this.#scheduleWriteBack(key);
+    } catch (error) {
+      // Someone else's set holds the key: it is never written over, so retrying is pointless (ours
+      // stays known here, and every call on the key says what is wrong).
+      if (error instanceof ConfigurationError) this.#recheck.delete(key);
+      else this.#scheduleWriteBack(key);
     } finally {
       this.#writing.delete(key);
     }
@@ -524,7 +529,8 @@ export class StoreView {
     const outage = this.#outage;
     let probe = false;
     if (outage !== undefined && !options.force) {
-      if (this.#resting()) throw this.#heldBack(operation, outage);
+      // A lock waits up to its waitMs: it would hold every other call back that long. Reads probe.
+      if (this.#resting() || options.stoppable) throw this.#heldBack(operation, outage);
       outage.probing = probe = true;
     }
     const boundMs = options.boundMs ?? this.#timeoutMs;
@@ -569,7 +575,9 @@ export class StoreView {
       // The store is down when it does not answer, or cannot read: not when it answers with
       // garbage, refuses one write, or has a busy lock.
       const down = !this.#stopped && (error === overdue || (operation === 'get' && !this.#malformed.has(error)));
-      if (down) this.#failed(error);
+      // An outage starts with the first failure and grows with each failed probe only: calls that
+      // were already under way when it started fail with it, and must not stretch it.
+      if (down && (this.#outage === undefined || probe)) this.#failed(error);
       else if (probe && this.#outage !== undefined) this.#outage.probing = false;
       this.#onFailure(key, operation, error);
       throw error;
