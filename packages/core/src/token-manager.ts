@@ -306,7 +306,10 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     return this.#refreshTokens(this.#own);
   }
 
-  /** Stores the tokens of a token response (from any flow) for the default key. */
+  /**
+   * Stores the tokens of a token response (from any flow) for the default key, replacing whatever
+   * the key had (an explicit write: also a set of another client, which reads would refuse).
+   */
   storeTokens(tokens: TokenEndpointResponse): Promise<TokenSet> {
     return this.#storeTokens(this.#own, tokens);
   }
@@ -562,8 +565,10 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     }
     const renewable = (current?.refreshToken !== undefined && this.#boundToUs(current)) || slot.grant !== undefined;
     if (!renewable) return undefined;
-    const flight = this.#states.get(slot.storeKey)?.flight;
-    if (flight !== undefined) return flight;
+    const state = this.#states.get(slot.storeKey);
+    if (state?.flight !== undefined) return state.flight;
+    // A renewal failed moments ago: its error, not one more request per rejected call.
+    if (state?.lastFailure !== undefined && this.#now() < state.backoffUntil) throw state.lastFailure;
     return this.#renew(slot, current);
   }
 

@@ -251,6 +251,20 @@ describe('a refresh refused without an OAuth error (as some servers answer for a
     expect(tokenServer.requestsTo('/token').map((r) => r.form.get('refresh_token'))).toEqual(['rt-1', 'rt-2']);
   });
 
+  it('fetch() answered 401 during the backoff: the renewal\'s error, not one more refresh per call', async () => {
+    tokenServer.requests.length = 0;
+    tokenServer.on('/token', (_request, response) => raw(response, 401, '<html>Unauthorized</html>', { 'content-type': 'text/html' }));
+    tokenServer.on('/api', (_request, response) => json(response, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' }));
+    const manager = track(new TokenManager({ client, now, retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } }));
+    await manager.storeTokens({ access_token: 'at-revoked', token_type: 'Bearer', expires_in: 3600, refresh_token: 'rt-1' });
+    for (let i = 0; i < 5; i++) {
+      const error = await rejection(manager.fetch(`${tokenServer.url}/api`));
+      expect(error).toMatchObject({ code: 'HTTP_ERROR', status: 401 });
+    }
+    expect(tokenServer.requestsTo('/token')).toHaveLength(1);
+    expect(tokenServer.requestsTo('/api')).toHaveLength(5);
+  });
+
   it('a failing client-credentials grant is not retried on every call either', async () => {
     tokenServer.requests.length = 0;
     tokenServer.on('/token', (_request, response) => raw(response, 400, ''));
