@@ -10,7 +10,8 @@ import { Client, OAuthError, TesseraError } from '@tessera/core';
 import { startTestServer } from '@tessera/testing';
 
 /** A short, irreversible fingerprint: enough to tell tokens apart, never the token itself. */
-const fingerprint = (token: string) => `sha256:${createHash('sha256').update(token).digest('hex').slice(0, 12)}`;
+const fingerprint = (token: string) =>
+  `sha256:${createHash('sha256').update(token).digest('hex').slice(0, 12)}`;
 
 let stepNumber = 0;
 function step(title: string, details: Record<string, unknown> = {}): void {

@@ -43,7 +43,10 @@ try {
     if (autoApprove) approveAfterTwoPolls();
   };
 
-  const tokens = await client.pollDeviceAuthorizationGrant(device, undefined, { onPending: countdown, signal: abort.signal });
+  const tokens = await client.pollDeviceAuthorizationGrant(device, undefined, {
+    onPending: countdown,
+    signal: abort.signal,
+  });
   const claims = tokens.claims();
   console.log('\nApproved. The ID Token was validated; its claims:');
   for (const name of ['iss', 'sub', 'aud', 'name', 'email', 'auth_time', 'exp'] as const) {
@@ -52,8 +55,10 @@ try {
   console.log(`\nAccess token: ${tokens.token_type}, expires in ${tokens.expiresIn()} s`);
   console.log(`Refresh token: ${tokens.refresh_token ? 'issued (offline_access)' : 'none'}`);
 } catch (error) {
-  if (error instanceof OAuthError && error.error === 'access_denied') console.log('\nThe user denied the request.');
-  else if (error instanceof OAuthError && error.error === 'expired_token') console.log('\nThe code expired; start again.');
+  if (error instanceof OAuthError && error.error === 'access_denied')
+    console.log('\nThe user denied the request.');
+  else if (error instanceof OAuthError && error.error === 'expired_token')
+    console.log('\nThe code expired; start again.');
   else if (error instanceof TesseraError && error.code === 'ABORTED') console.log('\nCancelled.');
   else {
     console.error(error instanceof TesseraError ? `${error.name} [${error.code}]: ${error.message}` : error);
@@ -68,6 +73,7 @@ async function askTheUser(userCode: string): Promise<void> {
   const terminal = createInterface({ input: process.stdin, output: process.stdout });
   const answer = await terminal.question(`(Acting as the user) approve ${userCode} as alice? [y/n] `);
   terminal.close();
-  if (answer.trim().toLowerCase().startsWith('y')) await server.approveDevice(userCode, { accountId: 'alice' });
+  if (answer.trim().toLowerCase().startsWith('y'))
+    await server.approveDevice(userCode, { accountId: 'alice' });
   else await server.denyDevice(userCode);
 }

@@ -43,7 +43,10 @@ const events: Array<keyof TokenManagerEvents> = [
 for (const name of events) {
   manager.on(name, ((payload: Record<string, unknown>) => {
     const fields = Object.entries(payload)
-      .map(([k, v]) => `${k}=${k === 'expiresAt' ? new Date(Number(v) * 1000).toISOString().slice(11, 19) : k === 'results' || k === 'error' ? JSON.stringify(v) : String(v)}`)
+      .map(
+        ([k, v]) =>
+          `${k}=${k === 'expiresAt' ? new Date(Number(v) * 1000).toISOString().slice(11, 19) : k === 'results' || k === 'error' ? JSON.stringify(v) : String(v)}`,
+      )
       .join(' ');
     say(`  event ${name.padEnd(18)} ${fields}`);
   }) as never);
@@ -56,14 +59,21 @@ try {
 
   say('user alice signs in (device flow), and her tokens are stored under the key "alice"');
   const alice = manager.for('alice');
-  await alice.storeTokens((await server.issueUserTokens('basic', { accountId: 'alice', scope: 'openid offline_access api:read' })) as never);
+  await alice.storeTokens(
+    (await server.issueUserTokens('basic', {
+      accountId: 'alice',
+      scope: 'openid offline_access api:read',
+    })) as never,
+  );
 
   // A handle never runs the manager's grant: a user who has not signed in has no tokens.
   const bob = await manager
     .for('bob')
     .getValidAccessToken()
     .catch((error: TesseraError) => error);
-  say(`bob has not signed in: ${bob instanceof TokenManagerError ? `${bob.code} (${bob.message})` : 'a token?!'}`);
+  say(
+    `bob has not signed in: ${bob instanceof TokenManagerError ? `${bob.code} (${bob.message})` : 'a token?!'}`,
+  );
 
   say('waiting for the background refresh (tokens live 6 s, refreshed about 2 s before expiry)...');
   await new Promise<void>((resolve) => manager.once('token.refreshed', () => resolve()));
@@ -73,7 +83,9 @@ try {
 
   say("revoking alice's tokens (refresh token first, then access token)");
   await alice.revokeTokens();
-  say(`alice's tokens after revocation: ${(await alice.getTokens()) === undefined ? 'none' : 'still there?!'}`);
+  say(
+    `alice's tokens after revocation: ${(await alice.getTokens()) === undefined ? 'none' : 'still there?!'}`,
+  );
   say('done.');
 } finally {
   await manager.close();

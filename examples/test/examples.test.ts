@@ -13,7 +13,8 @@ function run(script: string, ...args: string[]): Promise<{ code: number; output:
       process.execPath,
       ['--conditions=tessera-source', '--import', 'tsx', script, ...args],
       { cwd: root, timeout: 60_000, env: { ...process.env, NODE_OPTIONS: '' } },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
+      (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
     );
   });
 }

@@ -3,7 +3,14 @@ import type { JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { wellKnownUrls } from './discovery.js';
 import { DPoPHandle } from './dpop.js';
-import { ConfigurationError, OAuthError, ResponseError, TesseraError, TransportError, withHint } from './errors.js';
+import {
+  ConfigurationError,
+  OAuthError,
+  ResponseError,
+  TesseraError,
+  TransportError,
+  withHint,
+} from './errors.js';
 import { ClientAuthenticator } from './internal/client-auth.js';
 import type { AuthReading } from './internal/client-auth.js';
 import { appendParameters } from './internal/form.js';
@@ -131,9 +138,16 @@ export class Client {
    *   document is malformed or its issuer differs. TransportError on network failure.
    * @see RFC 8414 §3.3
    */
-  static async discover(issuer: string | URL, metadata: ClientMetadata, options: ClientOptions = {}): Promise<Client> {
+  static async discover(
+    issuer: string | URL,
+    metadata: ClientMetadata,
+    options: ClientOptions = {},
+  ): Promise<Client> {
     if (!(typeof issuer === 'string' && issuer !== '') && !(issuer instanceof URL)) {
-      throw new ConfigurationError('INVALID_CONFIGURATION', 'Client.discover needs the issuer, a URL or a non-empty string');
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        'Client.discover needs the issuer, a URL or a non-empty string',
+      );
     }
     checkClientArguments(metadata, options);
     const expected = typeof issuer === 'string' ? issuer : issuer.href;
@@ -151,10 +165,14 @@ export class Client {
           build: () => ({ method: 'GET', url, headers: { accept: 'application/json' } }),
         });
         if (response.status !== 200) {
-          const error = new ResponseError('HTTP_ERROR', `${endpoint} ${url} responded with HTTP ${response.status}`, {
-            endpoint,
-            status: response.status,
-          });
+          const error = new ResponseError(
+            'HTTP_ERROR',
+            `${endpoint} ${url} responded with HTTP ${response.status}`,
+            {
+              endpoint,
+              status: response.status,
+            },
+          );
           if (response.status === 404) notFound = error;
           else unusable ??= error;
           continue;
@@ -199,7 +217,10 @@ export class Client {
     checkClientArguments(metadata, options);
     let parsed: ServerMetadata;
     try {
-      parsed = parseWith(serverMetadataSchema, server, { endpoint: 'server metadata', status: 0 }) as ServerMetadata;
+      parsed = parseWith(serverMetadataSchema, server, {
+        endpoint: 'server metadata',
+        status: 0,
+      }) as ServerMetadata;
     } catch (error) {
       throw new ConfigurationError('INVALID_CONFIGURATION', (error as Error).message, { cause: error });
     }
@@ -216,7 +237,11 @@ export class Client {
       this.#server = deepFreeze(structuredClone(parsed));
     } catch (cause) {
       // e.g. metadata nested so deep that copying it overflows the stack
-      throw new ConfigurationError('INVALID_CONFIGURATION', 'server metadata must be plain JSON data of reasonable depth', { cause });
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        'server metadata must be plain JSON data of reasonable depth',
+        { cause },
+      );
     }
     this.#grantTypes = advertisedGrantTypes(this.#server);
     this.#metadata = Object.freeze({ ...metadata });
@@ -269,7 +294,10 @@ export class Client {
       case 'dpop':
         return (s.dpop_signing_alg_values_supported?.length ?? 0) > 0;
       case 'jwt_introspection':
-        return s.introspection_endpoint !== undefined && (s.introspection_signing_alg_values_supported?.length ?? 0) > 0;
+        return (
+          s.introspection_endpoint !== undefined &&
+          (s.introspection_signing_alg_values_supported?.length ?? 0) > 0
+        );
       case 'client_credentials':
         return grants.has('client_credentials');
       case 'refresh_token':
@@ -307,9 +335,15 @@ export class Client {
    * @throws OAuthError `invalid_grant` when the refresh token is expired, revoked or reused.
    * @see RFC 6749 §6, RFC 9700 §4.14
    */
-  refreshTokenGrant(refreshToken: string, parameters?: Parameters, options?: GrantOptions): Promise<TokenResponse> {
+  refreshTokenGrant(
+    refreshToken: string,
+    parameters?: Parameters,
+    options?: GrantOptions,
+  ): Promise<TokenResponse> {
     if (typeof refreshToken !== 'string' || refreshToken === '') {
-      return Promise.reject(new ConfigurationError('INVALID_CONFIGURATION', 'refreshTokenGrant needs a refresh token'));
+      return Promise.reject(
+        new ConfigurationError('INVALID_CONFIGURATION', 'refreshTokenGrant needs a refresh token'),
+      );
     }
     return this.#grant('refresh_token', parameters, options, { refresh_token: refreshToken });
   }
@@ -323,9 +357,15 @@ export class Client {
    *   and `subject_token_type`, or with `actor_token` and `actor_token_type` not both present.
    * @see RFC 8693 §2.1
    */
-  genericGrantRequest(grantType: string, parameters: Parameters, options?: GrantOptions): Promise<TokenResponse> {
+  genericGrantRequest(
+    grantType: string,
+    parameters: Parameters,
+    options?: GrantOptions,
+  ): Promise<TokenResponse> {
     if (typeof grantType !== 'string' || grantType === '') {
-      return Promise.reject(new ConfigurationError('INVALID_CONFIGURATION', 'genericGrantRequest needs a grant type'));
+      return Promise.reject(
+        new ConfigurationError('INVALID_CONFIGURATION', 'genericGrantRequest needs a grant type'),
+      );
     }
     return this.#grant(grantType, parameters, options);
   }
@@ -354,7 +394,12 @@ export class Client {
     return this.#redacting((secrets) => this.#introspect(form, jwt, options, secrets));
   }
 
-  async #introspect(form: URLSearchParams, jwt: boolean, options: IntrospectionOptions, secrets: CallSecrets): Promise<IntrospectionResponse> {
+  async #introspect(
+    form: URLSearchParams,
+    jwt: boolean,
+    options: IntrospectionOptions,
+    secrets: CallSecrets,
+  ): Promise<IntrospectionResponse> {
     const { response, context } = await this.#post('introspection_endpoint', form, {
       policy: 'idempotent',
       signal: options.signal,
@@ -415,10 +460,19 @@ export class Client {
    * @throws ConfigurationError `UNSUPPORTED` when the server has no device authorization endpoint.
    * @see RFC 8628 §3.2
    */
-  async initiateDeviceAuthorization(parameters?: Parameters, options: RequestOptions = {}): Promise<DeviceAuthorizationResponse> {
+  async initiateDeviceAuthorization(
+    parameters?: Parameters,
+    options: RequestOptions = {},
+  ): Promise<DeviceAuthorizationResponse> {
     const form = new URLSearchParams();
     appendParameters(form, parameters);
-    return this.#initiate('device_authorization_endpoint', form, deviceAuthorizationResponseSchema, 'device_code', options);
+    return this.#initiate(
+      'device_authorization_endpoint',
+      form,
+      deviceAuthorizationResponseSchema,
+      'device_code',
+      options,
+    );
   }
 
   /**
@@ -441,7 +495,14 @@ export class Client {
     parameters?: Parameters,
     options: PollOptions = {},
   ): Promise<TokenResponse> {
-    return this.#poll(DEVICE_CODE, { device_code: response?.device_code }, response, parameters, options, 'device code');
+    return this.#poll(
+      DEVICE_CODE,
+      { device_code: response?.device_code },
+      response,
+      parameters,
+      options,
+      'device code',
+    );
   }
 
   /**
@@ -471,14 +532,26 @@ export class Client {
     }
     const expiry = form.get('requested_expiry');
     if (expiry !== null && !/^[1-9]\d*$/.test(expiry)) {
-      throw new ConfigurationError('INVALID_CONFIGURATION', 'requested_expiry must be a positive integer of seconds');
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        'requested_expiry must be a positive integer of seconds',
+      );
     }
     if (this.#auth.method === 'none') {
-      throw new ConfigurationError('INVALID_CONFIGURATION', 'CIBA needs a confidential client (CIBA Core §4)');
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        'CIBA needs a confidential client (CIBA Core §4)',
+      );
     }
     const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
     if (!scopes.includes('openid')) form.set('scope', ['openid', ...scopes].join(' '));
-    return this.#initiate('backchannel_authentication_endpoint', form, backchannelAuthenticationResponseSchema, 'auth_req_id', options);
+    return this.#initiate(
+      'backchannel_authentication_endpoint',
+      form,
+      backchannelAuthenticationResponseSchema,
+      'auth_req_id',
+      options,
+    );
   }
 
   /**
@@ -493,7 +566,14 @@ export class Client {
     parameters?: Parameters,
     options: PollOptions = {},
   ): Promise<TokenResponse> {
-    return this.#poll(CIBA, { auth_req_id: response?.auth_req_id }, response, parameters, options, 'authentication request');
+    return this.#poll(
+      CIBA,
+      { auth_req_id: response?.auth_req_id },
+      response,
+      parameters,
+      options,
+      'authentication request',
+    );
   }
 
   /**
@@ -516,7 +596,11 @@ export class Client {
     options: RequestOptions,
   ): Promise<T> {
     return this.#redacting(async (secrets) => {
-      const { response, context } = await this.#post(name, form, { policy: 'unprocessed', signal: options.signal, secrets });
+      const { response, context } = await this.#post(name, form, {
+        policy: 'unprocessed',
+        signal: options.signal,
+        secrets,
+      });
       if (response.status < 200 || response.status > 299) throw errorFromResponse(response, context);
       const json = jsonObject(response, context, expectedMember);
       secrets.add(json.device_code, json.auth_req_id); // credentials of the flow, if the answer is refused
@@ -535,12 +619,16 @@ export class Client {
   ): Promise<TokenResponse> {
     const [name, value] = Object.entries(fixed)[0]!;
     if (typeof value !== 'string' || value === '') {
-      return Promise.reject(new ConfigurationError('INVALID_CONFIGURATION', `polling needs the response with its ${name}`));
+      return Promise.reject(
+        new ConfigurationError('INVALID_CONFIGURATION', `polling needs the response with its ${name}`),
+      );
     }
     const form = grantForm(grantType, parameters, { [name]: value });
     const arrivedAt = arrivals.get(response) ?? Date.now();
     const interval = response.interval ?? DEFAULT_POLL_INTERVAL_SECONDS;
-    return this.#redacting((secrets) => this.#pollGrant(form, interval, arrivedAt + response.expires_in * 1000, options, what, secrets));
+    return this.#redacting((secrets) =>
+      this.#pollGrant(form, interval, arrivedAt + response.expires_in * 1000, options, what, secrets),
+    );
   }
 
   async #grant(
@@ -586,9 +674,15 @@ export class Client {
           dpop: options.DPoP,
           secrets,
         });
-        const retryAfter = response.status === 429 || response.status === 503 ? parseRetryAfter(response.headers['retry-after']) : undefined;
-        const error = response.status >= 200 && response.status <= 299 ? undefined : errorFromResponse(response, context);
-        const pending = error instanceof OAuthError && (error.error === 'authorization_pending' || error.error === 'slow_down');
+        const retryAfter =
+          response.status === 429 || response.status === 503
+            ? parseRetryAfter(response.headers['retry-after'])
+            : undefined;
+        const error =
+          response.status >= 200 && response.status <= 299 ? undefined : errorFromResponse(response, context);
+        const pending =
+          error instanceof OAuthError &&
+          (error.error === 'authorization_pending' || error.error === 'slow_down');
         if (retryAfter !== undefined && !pending) {
           wait = Math.max(interval, retryAfter / 1000);
         } else {
@@ -629,8 +723,15 @@ export class Client {
     if (response.status < 200 || response.status > 299) {
       const error = errorFromResponse(response, context);
       const refreshingWithDPoP = options.DPoP !== undefined && form.get('grant_type') === 'refresh_token';
-      if (refreshingWithDPoP && error instanceof OAuthError && (error.error === 'invalid_grant' || error.error === 'invalid_dpop_proof')) {
-        throw withHint(error, 'a DPoP-bound refresh token must be refreshed with the same DPoP key it was issued to (RFC 9449 §5)');
+      if (
+        refreshingWithDPoP &&
+        error instanceof OAuthError &&
+        (error.error === 'invalid_grant' || error.error === 'invalid_dpop_proof')
+      ) {
+        throw withHint(
+          error,
+          'a DPoP-bound refresh token must be refreshed with the same DPoP key it was issued to (RFC 9449 §5)',
+        );
       }
       throw error;
     }
@@ -778,15 +879,26 @@ export class Client {
         maxTokenAge: JWT_INTROSPECTION_MAX_AGE_SECONDS, // jose adds clockTolerance itself
         requiredClaims: ['iss', 'aud', 'iat'],
       });
-      return parseWith(jwtIntrospectionSchema, payload, { ...context, status: response.status }).token_introspection;
+      return parseWith(jwtIntrospectionSchema, payload, { ...context, status: response.status })
+        .token_introspection;
     } catch (error) {
       if (error instanceof TesseraError) throw error;
       // RFC 9701 §5: name what was expected and what came, so a misconfiguration is found at once.
-      if (error instanceof joseErrors.JWTClaimValidationFailed && (error.claim === 'aud' || error.claim === 'iss')) {
-        const expected = error.claim === 'aud' ? `this client's client_id ${JSON.stringify(this.#metadata.client_id)}` : JSON.stringify(this.#server.issuer);
+      if (
+        error instanceof joseErrors.JWTClaimValidationFailed &&
+        (error.claim === 'aud' || error.claim === 'iss')
+      ) {
+        const expected =
+          error.claim === 'aud'
+            ? `this client's client_id ${JSON.stringify(this.#metadata.client_id)}`
+            : JSON.stringify(this.#server.issuer);
         const whole = JSON.stringify(error.payload[error.claim] ?? null);
         const received = whole.length > 200 ? `${whole.slice(0, 200)}…` : whole; // a hostile server's list stays short
-        throw fail(error.claim, `${error.claim} ${received} ${error.claim === 'aud' ? 'does not contain' : 'is not'} ${expected}`, error);
+        throw fail(
+          error.claim,
+          `${error.claim} ${received} ${error.claim === 'aud' ? 'does not contain' : 'is not'} ${expected}`,
+          error,
+        );
       }
       throw joseFailure(error, fail);
     }
@@ -804,7 +916,13 @@ const GRANT_ALIASES = new Map([
 ]);
 
 /** Grant names that are never a response type, so finding one among the response types means a grant. */
-const GRANT_NAMES = new Set(['client_credentials', 'refresh_token', 'password', 'authorization_code', ...GRANT_ALIASES.keys()]);
+const GRANT_NAMES = new Set([
+  'client_credentials',
+  'refresh_token',
+  'password',
+  'authorization_code',
+  ...GRANT_ALIASES.keys(),
+]);
 
 /**
  * The grant types a server advertises: `grant_types_supported` (RFC 8414 §2, with its default when
@@ -812,10 +930,13 @@ const GRANT_NAMES = new Set(['client_credentials', 'refresh_token', 'password', 
  * names found among `response_types_supported`; short names also as their URNs.
  */
 function advertisedGrantTypes(server: Readonly<ServerMetadata>): Set<string> {
-  const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
+  const strings = (value: unknown): string[] =>
+    Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
   const nonStandard = strings((server as Record<string, unknown>).grant_types);
   const listed = server.grant_types_supported ?? (nonStandard.length > 0 ? [] : DEFAULT_GRANT_TYPES);
-  const fromResponseTypes = strings(server.response_types_supported).filter((v) => GRANT_NAMES.has(v) || v.startsWith('urn:'));
+  const fromResponseTypes = strings(server.response_types_supported).filter(
+    (v) => GRANT_NAMES.has(v) || v.startsWith('urn:'),
+  );
   const grants = new Set<string>();
   for (const grant of [...listed, ...nonStandard, ...fromResponseTypes]) {
     grants.add(grant);
@@ -831,7 +952,10 @@ function advertisedGrantTypes(server: Readonly<ServerMetadata>): Set<string> {
  */
 function checkClientArguments(metadata: unknown, options: unknown): asserts options is ClientOptions {
   if (typeof metadata !== 'object' || metadata === null) {
-    throw new ConfigurationError('INVALID_CONFIGURATION', 'client metadata must be an object with a client_id');
+    throw new ConfigurationError(
+      'INVALID_CONFIGURATION',
+      'client metadata must be an object with a client_id',
+    );
   }
   const clientId = (metadata as { client_id?: unknown }).client_id;
   if (typeof clientId !== 'string' || clientId === '') {
@@ -841,7 +965,11 @@ function checkClientArguments(metadata: unknown, options: unknown): asserts opti
 }
 
 /** The form of a grant: the caller's parameters, then the fixed ones and `grant_type`. */
-function grantForm(grantType: string, parameters: Parameters | undefined, fixed: Record<string, string>): URLSearchParams {
+function grantForm(
+  grantType: string,
+  parameters: Parameters | undefined,
+  fixed: Record<string, string>,
+): URLSearchParams {
   const form = new URLSearchParams();
   appendParameters(form, parameters);
   for (const [name, value] of Object.entries(fixed)) form.set(name, value);
@@ -878,7 +1006,8 @@ function isAuthenticated(response: HttpResponse): boolean {
 /** RFC 9449 §8 (authorization server) and §9 (`WWW-Authenticate: DPoP error="use_dpop_nonce"`). */
 function isUseDPoPNonce(response: HttpResponse): boolean {
   if (response.status !== 400 && response.status !== 401) return false;
-  if (findChallenge(response.headers['www-authenticate'], 'DPoP')?.parameters.error === 'use_dpop_nonce') return true;
+  if (findChallenge(response.headers['www-authenticate'], 'DPoP')?.parameters.error === 'use_dpop_nonce')
+    return true;
   const body = tryJson(response.body) as { error?: unknown } | undefined;
   return typeof body === 'object' && body !== null && body.error === 'use_dpop_nonce';
 }
@@ -893,10 +1022,16 @@ function requireToken(token: unknown, method: string): void {
 function checkTokenExchange(form: URLSearchParams): void {
   const missing = ['subject_token', 'subject_token_type'].filter((name) => !form.has(name));
   if (missing.length > 0) {
-    throw new ConfigurationError('INVALID_CONFIGURATION', `token exchange needs ${missing.join(' and ')} (RFC 8693 §2.1)`);
+    throw new ConfigurationError(
+      'INVALID_CONFIGURATION',
+      `token exchange needs ${missing.join(' and ')} (RFC 8693 §2.1)`,
+    );
   }
   if (form.has('actor_token') !== form.has('actor_token_type')) {
-    throw new ConfigurationError('INVALID_CONFIGURATION', 'token exchange needs actor_token_type exactly when actor_token is sent (RFC 8693 §2.1)');
+    throw new ConfigurationError(
+      'INVALID_CONFIGURATION',
+      'token exchange needs actor_token_type exactly when actor_token is sent (RFC 8693 §2.1)',
+    );
   }
 }
 

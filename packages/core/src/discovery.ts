@@ -22,7 +22,10 @@ export function wellKnownUrls(issuer: string): string[] {
     throw new ConfigurationError('INVALID_CONFIGURATION', 'issuer is not an absolute URL', { cause });
   }
   if (url.search !== '' || url.hash !== '' || issuer.includes('?') || issuer.includes('#')) {
-    throw new ConfigurationError('INVALID_CONFIGURATION', 'issuer must not have a query or fragment (RFC 8414 §2)');
+    throw new ConfigurationError(
+      'INVALID_CONFIGURATION',
+      'issuer must not have a query or fragment (RFC 8414 §2)',
+    );
   }
   const origin = url.origin;
   const path = url.pathname.replace(/\/$/, '');

@@ -9,7 +9,8 @@ import { ConfigurationError } from './errors.js';
 import { findChallenge } from './www-authenticate.js';
 
 /** Response headers as fetch (`Headers`) or axios / node:http (a plain object) give them. */
-export type ResponseHeaders = Headers | Readonly<Record<string, string | readonly string[] | number | undefined | null>>;
+export type ResponseHeaders =
+  Headers | Readonly<Record<string, string | readonly string[] | number | undefined | null>>;
 
 /** Algorithms {@link randomDPoPKeyPair} can generate keys for. */
 export type DPoPAlgorithm = 'ES256' | 'EdDSA' | 'PS256' | 'RS256';
@@ -62,7 +63,10 @@ export class DPoPHandle {
   /** @internal Use `client.getDPoPHandle(keyPair)`. */
   constructor(keyPair: CryptoKeyPair, supportedAlgs?: readonly string[]) {
     if (keyPair?.privateKey?.type !== 'private' || keyPair.publicKey?.type !== 'public') {
-      throw new ConfigurationError('INVALID_CONFIGURATION', 'a DPoP key pair needs a private and a public CryptoKey');
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        'a DPoP key pair needs a private and a public CryptoKey',
+      );
     }
     this.alg = algorithmOf(keyPair.privateKey);
     if (supportedAlgs !== undefined && supportedAlgs.length > 0 && !supportedAlgs.includes(this.alg)) {
@@ -100,7 +104,10 @@ export class DPoPHandle {
   async proof(method: string, url: string | URL, options: DPoPProofOptions = {}): Promise<string> {
     const target = new URL(url);
     const nonce = options.nonce ?? this.#nonces.get(target.origin);
-    const claims: Record<string, string> = { htm: method.toUpperCase(), htu: `${target.origin}${target.pathname}` };
+    const claims: Record<string, string> = {
+      htm: method.toUpperCase(),
+      htu: `${target.origin}${target.pathname}`,
+    };
     if (nonce !== undefined) claims.nonce = nonce;
     if (options.accessToken !== undefined) claims.ath = accessTokenHash(options.accessToken);
     return new SignJWT(claims)
@@ -138,7 +145,10 @@ export class DPoPHandle {
   learnFromResponse(url: string | URL, response: { status: number; headers: ResponseHeaders }): boolean {
     const changed = this.learnNonce(url, headerValue(response.headers, 'dpop-nonce'));
     if (response.status !== 401 || !changed) return false;
-    return findChallenge(headerValue(response.headers, 'www-authenticate'), 'DPoP')?.parameters.error === 'use_dpop_nonce';
+    return (
+      findChallenge(headerValue(response.headers, 'www-authenticate'), 'DPoP')?.parameters.error ===
+      'use_dpop_nonce'
+    );
   }
 }
 
@@ -159,7 +169,9 @@ export function accessTokenHash(accessToken: string): string {
 
 function publicMembers(jwk: JWK): JWK {
   const { kty, crv, x, y, n, e } = jwk;
-  return Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, v]) => v !== undefined)) as JWK;
+  return Object.fromEntries(
+    Object.entries({ kty, crv, x, y, n, e }).filter(([, v]) => v !== undefined),
+  ) as JWK;
 }
 
 function algorithmOf(key: CryptoKey): string {
@@ -176,5 +188,8 @@ function algorithmOf(key: CryptoKey): string {
     case 'RSASSA-PKCS1-v1_5':
       return `RS${algorithm.hash?.name.replace('SHA-', '') ?? '256'}`;
   }
-  throw new ConfigurationError('INVALID_CONFIGURATION', `a DPoP key must be asymmetric and signing (got ${algorithm.name})`);
+  throw new ConfigurationError(
+    'INVALID_CONFIGURATION',
+    `a DPoP key must be asymmetric and signing (got ${algorithm.name})`,
+  );
 }

@@ -44,7 +44,11 @@ export class TesseraError extends Error {
   }
 
   /** `util.inspect` (and so `console.log`) shows the safe fields, the stack and the cause's summary. */
-  [inspect.custom](_depth: number, options: { stylize?: unknown }, inspectFn: typeof inspect = inspect): string {
+  [inspect.custom](
+    _depth: number,
+    options: { stylize?: unknown },
+    inspectFn: typeof inspect = inspect,
+  ): string {
     const { name: _name, message: _message, ...fields } = this.toJSON();
     const cause = this.cause instanceof Error ? ` [cause: ${this.cause.name}: ${this.cause.message}]` : '';
     const stack = (this.stack ?? `${this.name}: ${this.message}`).split('\n');
@@ -248,7 +252,12 @@ export class TokenManagerError extends TesseraError {
   /** The key the call was for. */
   readonly key: string;
 
-  constructor(code: 'NO_TOKENS' | 'CLOSED', message: string, fields: { key: string }, options?: { cause?: unknown }) {
+  constructor(
+    code: 'NO_TOKENS' | 'CLOSED',
+    message: string,
+    fields: { key: string },
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
     this.key = fields.key;
   }

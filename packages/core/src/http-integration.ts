@@ -35,7 +35,8 @@ async function authorization(
 ): Promise<Record<string, string>> {
   if (isDPoP(tokens)) {
     // A manager serves a DPoP-bound token only with the handle it is bound to: never reached.
-    if (source.dpop === undefined) throw new InternalError("a DPoP-bound token reached a manager without a dpop handle");
+    if (source.dpop === undefined)
+      throw new InternalError('a DPoP-bound token reached a manager without a dpop handle');
     const proof = await source.dpop.proof(method, url, { accessToken: tokens.accessToken });
     return { authorization: `DPoP ${tokens.accessToken}`, dpop: proof };
   }
@@ -53,10 +54,15 @@ function isDPoP(tokens: TokenSet): boolean {
  * send a Bearer and a DPoP challenge at once); a 401 without any challenge of it counts as a
  * rejection. `insufficient_scope` (403) and DPoP proof or nonce errors are not rejections.
  */
-export function isTokenRejection(status: number, wwwAuthenticate: string | null | undefined, scheme?: string): boolean {
+export function isTokenRejection(
+  status: number,
+  wwwAuthenticate: string | null | undefined,
+  scheme?: string,
+): boolean {
   if (status !== 401) return false;
   let challenges = parseWwwAuthenticate(wwwAuthenticate);
-  if (scheme !== undefined) challenges = challenges.filter((c) => c.scheme.toLowerCase() === scheme.toLowerCase());
+  if (scheme !== undefined)
+    challenges = challenges.filter((c) => c.scheme.toLowerCase() === scheme.toLowerCase());
   if (challenges.length === 0) return true;
   return challenges.some((c) => c.parameters.error === undefined || c.parameters.error === 'invalid_token');
 }
@@ -75,7 +81,13 @@ function isReplayableAxiosData(data: unknown): boolean {
 /** Request bodies that can be sent twice. */
 function isReplayable(body: unknown): boolean {
   if (body === undefined || body === null) return true;
-  if (typeof body === 'string' || body instanceof URLSearchParams || body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return true;
+  if (
+    typeof body === 'string' ||
+    body instanceof URLSearchParams ||
+    body instanceof ArrayBuffer ||
+    ArrayBuffer.isView(body)
+  )
+    return true;
   if (typeof Blob !== 'undefined' && body instanceof Blob) return true;
   if (typeof FormData !== 'undefined' && body instanceof FormData) return true;
   return false;
@@ -98,7 +110,8 @@ export async function fetchWithTokens(
   const replayable = isReplayable(init.body);
   const send = async (tokens: TokenSet): Promise<Response> => {
     const headers = new Headers(init.headers);
-    for (const [name, value] of Object.entries(await authorization(source, tokens, method, url))) headers.set(name, value);
+    for (const [name, value] of Object.entries(await authorization(source, tokens, method, url)))
+      headers.set(name, value);
     return fetchImpl(input, { ...init, headers });
   };
 
@@ -135,7 +148,11 @@ export async function fetchWithTokens(
 const RETRIED = Symbol('tessera.retried');
 const NONCE_RETRIED = Symbol('tessera.nonceRetried');
 const SENT = Symbol('tessera.sent');
-type TesseraConfig = InternalAxiosRequestConfig & { [RETRIED]?: boolean; [NONCE_RETRIED]?: boolean; [SENT]?: TokenSet };
+type TesseraConfig = InternalAxiosRequestConfig & {
+  [RETRIED]?: boolean;
+  [NONCE_RETRIED]?: boolean;
+  [SENT]?: TokenSet;
+};
 
 /**
  * Attaches a manager's (or a handle's) token to every request of an axios instance, as
@@ -152,13 +169,18 @@ type TesseraConfig = InternalAxiosRequestConfig & { [RETRIED]?: boolean; [NONCE_
 export function attachTokenManager(instance: AxiosInstance, manager: TokenManager | TokenHandle): () => void {
   const source = tokenSources.get(manager);
   if (source === undefined) {
-    throw new ConfigurationError('INVALID_CONFIGURATION', 'attachTokenManager needs a TokenManager or a handle from manager.for(key)');
+    throw new ConfigurationError(
+      'INVALID_CONFIGURATION',
+      'attachTokenManager needs a TokenManager or a handle from manager.for(key)',
+    );
   }
   const requestId = instance.interceptors.request.use(async (config: TesseraConfig) => {
     const tokens = config[SENT] ?? (await source.current());
     config[SENT] = tokens;
     const url = instance.getUri(config);
-    for (const [name, value] of Object.entries(await authorization(source, tokens, (config.method ?? 'get').toUpperCase(), url))) {
+    for (const [name, value] of Object.entries(
+      await authorization(source, tokens, (config.method ?? 'get').toUpperCase(), url),
+    )) {
       config.headers.set(name, value);
     }
     return config;
@@ -172,14 +194,18 @@ export function attachTokenManager(instance: AxiosInstance, manager: TokenManage
     const headers = response.headers as Record<string, string | undefined>;
     const url = instance.getUri(config);
     // Always remember the latest nonce (RFC 9449 §9), even when no retry follows.
-    const challenged = isDPoP(tokens) && (source.dpop?.learnFromResponse(url, { status: response.status, headers }) ?? false);
+    const challenged =
+      isDPoP(tokens) && (source.dpop?.learnFromResponse(url, { status: response.status, headers }) ?? false);
     // A stream body was consumed by the first attempt: sending it again would send nothing.
     if (!isReplayableAxiosData(config.data)) return undefined;
     if (challenged && !config[NONCE_RETRIED]) {
       config[NONCE_RETRIED] = true;
       return instance.request(config);
     }
-    if (!config[RETRIED] && isTokenRejection(response.status, headers['www-authenticate'], schemeOf(tokens))) {
+    if (
+      !config[RETRIED] &&
+      isTokenRejection(response.status, headers['www-authenticate'], schemeOf(tokens))
+    ) {
       config[RETRIED] = true;
       const renewed = await source.renewAfterRejection(tokens.accessToken);
       if (renewed === undefined) return undefined;

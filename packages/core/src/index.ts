@@ -28,7 +28,12 @@ export {
   TokenStoreError,
   TransportError,
 } from './errors.js';
-export type { OAuthErrorFields, ResponseErrorFields, TesseraErrorCode, TokenStoreOperation } from './errors.js';
+export type {
+  OAuthErrorFields,
+  ResponseErrorFields,
+  TesseraErrorCode,
+  TokenStoreOperation,
+} from './errors.js';
 export type {
   BackchannelAuthenticationResponse,
   Capability,

@@ -30,7 +30,12 @@ import { MemoryTokenStore } from './memory-token-store.js';
 import { tokenSetFromResponse } from './token-set.js';
 import type { TokenSet } from './token-set.js';
 import type { StoreLock, TokenStore } from './token-store.js';
-import type { IntrospectionResponse, Parameters as RequestParameters, TokenEndpointResponse, TokenResponse } from './types.js';
+import type {
+  IntrospectionResponse,
+  Parameters as RequestParameters,
+  TokenEndpointResponse,
+  TokenResponse,
+} from './types.js';
 
 /** How the manager gets a token for a key that has none (machine-to-machine). */
 export type TokenGrant =
@@ -96,11 +101,18 @@ const grantSchema = z.union(
     objectOf({
       type: nonEmptyString,
       parameters: z
-        .union([z.instanceof(URLSearchParams), fn, z.record(z.string(), z.union([z.string(), z.array(z.string()), z.undefined()]))])
+        .union([
+          z.instanceof(URLSearchParams),
+          fn,
+          z.record(z.string(), z.union([z.string(), z.array(z.string()), z.undefined()])),
+        ])
         .optional(),
     }),
   ],
-  { error: "must be 'client_credentials' or { type, parameters? } with parameters an object of strings, a URLSearchParams or a function" },
+  {
+    error:
+      "must be 'client_credentials' or { type, parameters? } with parameters an object of strings, a URLSearchParams or a function",
+  },
 );
 
 /** What `for(key, options)` accepts. */
@@ -114,20 +126,33 @@ const optionsSchema = objectOf({
   ),
   store: z
     .custom<TokenStore>(
-      (v) => typeof v === 'object' && v !== null && ['get', 'set', 'delete'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function'),
+      (v) =>
+        typeof v === 'object' &&
+        v !== null &&
+        ['get', 'set', 'delete'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function'),
       'must be a TokenStore (an object with get, set and delete)',
     )
     .optional(),
   key: nonEmptyString.optional(),
   grant: grantSchema.optional(),
   refreshSkewSeconds: nonNegativeNumber.optional(),
-  autoRefresh: z.union([z.boolean(), objectOf({ aheadSeconds: nonNegativeNumber.optional() })], { error: 'must be a boolean or { aheadSeconds }' }).optional(),
+  autoRefresh: z
+    .union([z.boolean(), objectOf({ aheadSeconds: nonNegativeNumber.optional() })], {
+      error: 'must be a boolean or { aheadSeconds }',
+    })
+    .optional(),
   dpop: z
-    .custom<DPoPHandle>((v) => typeof v === 'object' && v !== null && typeof (v as DPoPHandle).proof === 'function', 'must be a DPoPHandle')
+    .custom<DPoPHandle>(
+      (v) => typeof v === 'object' && v !== null && typeof (v as DPoPHandle).proof === 'function',
+      'must be a DPoPHandle',
+    )
     .optional(),
   now: fn.optional(),
   retry: objectOf({ minDelayMs: positiveNumber.optional(), maxDelayMs: positiveNumber.optional() })
-    .refine((r) => (r.minDelayMs ?? 1000) <= (r.maxDelayMs ?? 60_000), 'must have minDelayMs at most maxDelayMs')
+    .refine(
+      (r) => (r.minDelayMs ?? 1000) <= (r.maxDelayMs ?? 60_000),
+      'must have minDelayMs at most maxDelayMs',
+    )
     .optional(),
   lock: objectOf({ ttlMs: positiveNumber.optional(), waitMs: nonNegativeNumber.optional() }).optional(),
   storeTimeoutMs: positiveNumber.optional(),
@@ -269,8 +294,11 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
       skewMs: this.#skewMs,
       now: this.#now,
       retry: { minDelayMs: this.#minDelayMs, maxDelayMs: this.#maxDelayMs },
-      onFailure: (storeKey, operation, error) => this.#emitSafely('store.failed', { key: this.#userKey(storeKey), operation, error }),
-      ...(this.#store.subscribe === undefined ? {} : { subscribe: (onChange, feed) => this.#subscribe(onChange, feed) }),
+      onFailure: (storeKey, operation, error) =>
+        this.#emitSafely('store.failed', { key: this.#userKey(storeKey), operation, error }),
+      ...(this.#store.subscribe === undefined
+        ? {}
+        : { subscribe: (onChange, feed) => this.#subscribe(onChange, feed) }),
     });
     // Last: nothing above may throw once the process-wide clock counts this manager as a user.
     if (this.#hotNow !== undefined) useCoarseClock();
@@ -278,15 +306,25 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   }
 
   /** The store's change feed; a store whose `subscribe()` throws is a configuration error. */
-  #subscribe(onChange: (key: string) => void, options: { onReset: () => void; onDisconnect: () => void }): () => void {
+  #subscribe(
+    onChange: (key: string) => void,
+    options: { onReset: () => void; onDisconnect: () => void },
+  ): () => void {
     let unsubscribe: unknown;
     try {
       unsubscribe = this.#store.subscribe!(onChange, options);
     } catch (cause) {
-      throw new ConfigurationError('INVALID_CONFIGURATION', `TokenManager option store: its subscribe() threw${cause instanceof Error ? `: ${cause.message}` : ''}`, { cause });
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        `TokenManager option store: its subscribe() threw${cause instanceof Error ? `: ${cause.message}` : ''}`,
+        { cause },
+      );
     }
     if (typeof unsubscribe !== 'function') {
-      throw new ConfigurationError('INVALID_CONFIGURATION', 'TokenManager option store: its subscribe() must return an unsubscribe function');
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        'TokenManager option store: its subscribe() must return an unsubscribe function',
+      );
     }
     return unsubscribe as () => void;
   }
@@ -361,7 +399,8 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
    *   store already holds for another grant (with an explicit `namespace`).
    */
   for(key: string, options?: { grant?: TokenGrant }): TokenHandle {
-    if (typeof key !== 'string' || key === '') throw new ConfigurationError('INVALID_CONFIGURATION', 'a token key must be a non-empty string');
+    if (typeof key !== 'string' || key === '')
+      throw new ConfigurationError('INVALID_CONFIGURATION', 'a token key must be a non-empty string');
     if (options !== undefined) parseOptions(handleOptionsSchema, options, `TokenManager.for("${key}")`);
     const slot = this.#handleSlot(key, options?.grant);
     const source = this.#source(slot);
@@ -451,13 +490,22 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
 
   /** The slot of a store key the scheduler hands back. */
   #slotOf(storeKey: string): Slot {
-    return this.#slots.get(storeKey) ?? { key: this.#userKey(storeKey), storeKey, grant: undefined, grantId: grantFingerprint(undefined) };
+    return (
+      this.#slots.get(storeKey) ?? {
+        key: this.#userKey(storeKey),
+        storeKey,
+        grant: undefined,
+        grantId: grantFingerprint(undefined),
+      }
+    );
   }
 
   /** The caller's key of a store key (the namespace's prefix off). */
   #userKey(storeKey: string): string {
     if (this.#namespace === '') return storeKey;
-    return storeKey.slice(this.#namespace === undefined ? storeKey.indexOf(':') + 1 : this.#namespace.length + 1);
+    return storeKey.slice(
+      this.#namespace === undefined ? storeKey.indexOf(':') + 1 : this.#namespace.length + 1,
+    );
   }
 
   #namespaceOf(grantId: string): string {
@@ -465,7 +513,10 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     let namespace = this.#namespaces.get(grantId);
     if (namespace === undefined) {
       const { issuer, clientId } = this.#origin;
-      namespace = createHash('sha256').update(JSON.stringify([issuer, clientId, grantId])).digest('base64url').slice(0, 12);
+      namespace = createHash('sha256')
+        .update(JSON.stringify([issuer, clientId, grantId]))
+        .digest('base64url')
+        .slice(0, 12);
       this.#namespaces.set(grantId, namespace);
     }
     return namespace;
@@ -505,7 +556,10 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   #validAccessToken(slot: Slot): Promise<string> {
     // Hot path: a fresh, correctly bound token from the near-cache, without an await.
     // The coarse clock may lag a tick (or a blocked event loop): a second of margin covers it.
-    const cached = this.#view.fresh(slot.storeKey, this.#hotNow === undefined ? this.#now() : this.#hotNow() + HOT_PATH_MARGIN_MS);
+    const cached = this.#view.fresh(
+      slot.storeKey,
+      this.#hotNow === undefined ? this.#now() : this.#hotNow() + HOT_PATH_MARGIN_MS,
+    );
     if (cached !== undefined) return Promise.resolve(cached);
     return this.#slowValidAccessToken(slot);
   }
@@ -523,7 +577,13 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
       current = await this.#view.read(storeKey);
     } catch (error) {
       const known = this.#view.lastKnown(storeKey);
-      if (error instanceof TokenStoreError && known !== undefined && this.#boundToUs(known) && !this.#isExpired(known)) return known;
+      if (
+        error instanceof TokenStoreError &&
+        known !== undefined &&
+        this.#boundToUs(known) &&
+        !this.#isExpired(known)
+      )
+        return known;
       throw error;
     }
     const usable = current !== undefined && this.#boundToUs(current) ? current : undefined;
@@ -560,10 +620,16 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     this.#assertOpen(slot);
     await this.#dpopJktReady;
     const current = await this.#view.read(slot.storeKey, { bypassCache: true });
-    if (current !== undefined && current.accessToken !== sentAccessToken && this.#boundToUs(current) && !this.#isExpired(current)) {
+    if (
+      current !== undefined &&
+      current.accessToken !== sentAccessToken &&
+      this.#boundToUs(current) &&
+      !this.#isExpired(current)
+    ) {
       return current;
     }
-    const renewable = (current?.refreshToken !== undefined && this.#boundToUs(current)) || slot.grant !== undefined;
+    const renewable =
+      (current?.refreshToken !== undefined && this.#boundToUs(current)) || slot.grant !== undefined;
     if (!renewable) return undefined;
     const state = this.#states.get(slot.storeKey);
     if (state?.flight !== undefined) return state.flight;
@@ -594,7 +660,14 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     });
     // A new grant: no backoff, failure or lost answer of the old one applies (a renewal in flight stays single).
     const state = this.#states.get(slot.storeKey);
-    if (state !== undefined) Object.assign(state, { backoffUntil: 0, failures: 0, lastFailure: undefined, expiredReported: undefined, answerLost: undefined });
+    if (state !== undefined)
+      Object.assign(state, {
+        backoffUntil: 0,
+        failures: 0,
+        lastFailure: undefined,
+        expiredReported: undefined,
+        answerLost: undefined,
+      });
     await this.#view.write(slot.storeKey, tokens);
     this.#schedule(slot, tokens);
     this.#emitSafely('token.stored', { key: slot.key, ...summary(tokens) });
@@ -650,7 +723,10 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
       if (current === undefined) throw this.#noTokens(slot);
       subject = current.accessToken;
     }
-    const result = await this.#client.tokenIntrospection(subject, token === undefined ? { token_type_hint: 'access_token' } : undefined);
+    const result = await this.#client.tokenIntrospection(
+      subject,
+      token === undefined ? { token_type_hint: 'access_token' } : undefined,
+    );
     this.#emitSafely('token.introspected', { key: slot.key, active: result.active });
     return result;
   }
@@ -682,14 +758,20 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
       }
       // Another process refreshed while we waited: use its token (even if it is already inside
       // the skew, so a lifetime shorter than the skew does not make every process refresh).
-      if (current !== undefined && current.accessToken !== seen?.accessToken && this.#boundToUs(current) && !this.#isExpired(current)) {
+      if (
+        current !== undefined &&
+        current.accessToken !== seen?.accessToken &&
+        this.#boundToUs(current) &&
+        !this.#isExpired(current)
+      ) {
         await releaseQuietly(lock);
         this.#succeeded(slot, current);
         return current;
       }
     }
     try {
-      if (current?.refreshToken !== undefined && this.#boundToUs(current)) return await this.#refresh(slot, current, version);
+      if (current?.refreshToken !== undefined && this.#boundToUs(current))
+        return await this.#refresh(slot, current, version);
       if (slot.grant !== undefined) return await this.#acquire(slot, slot.grant, current, version);
       throw this.#noTokens(slot);
     } finally {
@@ -710,7 +792,12 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     } catch (error) {
       return this.#renewalFailed(slot, current, error);
     }
-    const fresh = tokenSetFromResponse(response, { requestedAtMs: started, previous: current, dpopJkt: this.#boundJkt(response), origin: this.#origin });
+    const fresh = tokenSetFromResponse(response, {
+      requestedAtMs: started,
+      previous: current,
+      dpopJkt: this.#boundJkt(response),
+      origin: this.#origin,
+    });
     const next = await this.#view.writeRenewed(slot.storeKey, fresh, version, current);
     this.#succeeded(slot, next);
     if (next !== fresh) return next; // a newer token set won the conditional write
@@ -723,7 +810,12 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     return next;
   }
 
-  async #acquire(slot: Slot, grant: TokenGrant, current: TokenSet | undefined, version: number | undefined): Promise<TokenSet> {
+  async #acquire(
+    slot: Slot,
+    grant: TokenGrant,
+    current: TokenSet | undefined,
+    version: number | undefined,
+  ): Promise<TokenSet> {
     const started = this.#now();
     const type = grant === 'client_credentials' ? 'client_credentials' : grant.type;
     let response: TokenResponse;
@@ -761,7 +853,11 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     const error = asTesseraError(cause);
     const { key, storeKey } = slot;
     const state = this.#state(slot);
-    if (error instanceof OAuthError && error.error === 'invalid_grant' && current?.refreshToken !== undefined) {
+    if (
+      error instanceof OAuthError &&
+      error.error === 'invalid_grant' &&
+      current?.refreshToken !== undefined
+    ) {
       // (A foreign set under the key is not ours to clear: that refusal is the caller's answer.)
       const latest = await this.#view.read(storeKey, { bypassCache: true }).catch((error: unknown) => {
         if (error instanceof ConfigurationError) throw error;
@@ -792,7 +888,13 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     this.#scheduler?.schedule(storeKey, state.backoffUntil);
     const lost = error instanceof TransportError && error.outcomeUnknown === true;
     if (lost) state.answerLost = current?.refreshToken;
-    this.#emitSafely('refresh.failed', { key, error, cleared: false, retryInMs, ...(lost ? { outcomeUnknown: true as const } : {}) });
+    this.#emitSafely('refresh.failed', {
+      key,
+      error,
+      cleared: false,
+      retryInMs,
+      ...(lost ? { outcomeUnknown: true as const } : {}),
+    });
     throw error;
   }
 
@@ -816,7 +918,11 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   }
 
   #pumpBackground(): void {
-    while (this.#backgroundActive < MAX_BACKGROUND_RENEWALS && this.#backgroundHead < this.#backgroundQueue.length && !this.#closed) {
+    while (
+      this.#backgroundActive < MAX_BACKGROUND_RENEWALS &&
+      this.#backgroundHead < this.#backgroundQueue.length &&
+      !this.#closed
+    ) {
       const slot = this.#slotOf(this.#backgroundQueue[this.#backgroundHead++]!);
       if (this.#backgroundHead === this.#backgroundQueue.length) {
         this.#backgroundQueue = [];
@@ -888,7 +994,10 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   }
 
   /** Emits; listeners are isolated from the manager and each other by `SafeEventEmitter`. */
-  #emitSafely<E extends keyof TokenManagerEvents>(event: E, payload: Parameters<TokenManagerEvents[E]>[0]): void {
+  #emitSafely<E extends keyof TokenManagerEvents>(
+    event: E,
+    payload: Parameters<TokenManagerEvents[E]>[0],
+  ): void {
     (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
   }
 
@@ -901,7 +1010,12 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   }
 
   #assertOpen(slot: Slot): void {
-    if (this.#closed) throw new TokenManagerError('CLOSED', `the TokenManager is closed (key "${slot.key}"); make a new one`, { key: slot.key });
+    if (this.#closed)
+      throw new TokenManagerError(
+        'CLOSED',
+        `the TokenManager is closed (key "${slot.key}"); make a new one`,
+        { key: slot.key },
+      );
   }
 }
 
@@ -922,11 +1036,17 @@ function checkRefreshedIdToken(previous: TokenSet, response: TokenResponse): voi
   const audience = (aud: unknown) => JSON.stringify([aud].flat().sort());
   for (const claim of ['iss', 'sub'] as const) {
     if (claims[claim] !== original[claim]) {
-      throw new IdTokenError(claim, `${claim} in the refresh response differs from the original ID Token (OpenID Connect Core §12.2)`);
+      throw new IdTokenError(
+        claim,
+        `${claim} in the refresh response differs from the original ID Token (OpenID Connect Core §12.2)`,
+      );
     }
   }
   if (audience(claims.aud) !== audience(original.aud)) {
-    throw new IdTokenError('aud', 'aud in the refresh response differs from the original ID Token (OpenID Connect Core §12.2)');
+    throw new IdTokenError(
+      'aud',
+      'aud in the refresh response differs from the original ID Token (OpenID Connect Core §12.2)',
+    );
   }
 }
 
@@ -946,7 +1066,11 @@ function answerLost(error: unknown): TransportError | undefined {
   return new TransportError(
     error.code as 'NETWORK_ERROR' | 'TIMEOUT',
     `${error.message}; the refresh outcome is unknown: if the server rotated the refresh token, the new one was lost with the answer and the grant may be lost (the next refresh will tell)`,
-    { endpoint: error.endpoint, ...(error.systemCode === undefined ? {} : { systemCode: error.systemCode }), outcomeUnknown: true },
+    {
+      endpoint: error.endpoint,
+      ...(error.systemCode === undefined ? {} : { systemCode: error.systemCode }),
+      outcomeUnknown: true,
+    },
     { cause: error },
   );
 }
@@ -962,7 +1086,9 @@ function spentAfterLostAnswer(error: OAuthError): OAuthError {
 /** Anything else (a grant's parameters function that threw, a bug) is `INTERNAL`, the original its cause. */
 function asTesseraError(error: unknown): TesseraError {
   if (error instanceof TesseraError) return error;
-  return new InternalError(`unexpected failure${error instanceof Error ? `: ${error.message}` : ''}`, { cause: error });
+  return new InternalError(`unexpected failure${error instanceof Error ? `: ${error.message}` : ''}`, {
+    cause: error,
+  });
 }
 
 /**
@@ -1001,7 +1127,9 @@ function grantFingerprint(grant: TokenGrant | undefined): string {
       ? []
       : parameters instanceof URLSearchParams
         ? [...parameters]
-        : Object.entries(parameters).flatMap(([name, value]) => (value === undefined ? [] : [value].flat().map((v): [string, string] => [name, v])));
+        : Object.entries(parameters).flatMap(([name, value]) =>
+            value === undefined ? [] : [value].flat().map((v): [string, string] => [name, v]),
+          );
   pairs.sort(([a, x], [b, y]) => (a === b ? (x < y ? -1 : x > y ? 1 : 0) : a < b ? -1 : 1));
   return JSON.stringify([type, pairs]);
 }
@@ -1011,7 +1139,10 @@ function idTokenOrigin(idToken: string, clientId: string): { issuer?: unknown; c
   try {
     const { iss, aud } = decodeJwt(idToken);
     const audiences = [aud].flat();
-    return { issuer: iss, clientId: aud === undefined || audiences.includes(clientId) ? undefined : audiences[0] };
+    return {
+      issuer: iss,
+      clientId: aud === undefined || audiences.includes(clientId) ? undefined : audiences[0],
+    };
   } catch {
     return {}; // nothing to tell by
   }
@@ -1029,12 +1160,17 @@ function storedResponse(response: TokenEndpointResponse): TokenEndpointResponse 
     const field = issue.path.map(String).join('.');
     throw new ConfigurationError(
       'INVALID_CONFIGURATION',
-      field === '' ? 'storeTokens needs a token response object' : `storeTokens: token response ${field} ${issue.message}`,
+      field === ''
+        ? 'storeTokens needs a token response object'
+        : `storeTokens: token response ${field} ${issue.message}`,
     );
   }
   const helper = (response as Partial<TokenResponse>).expiresIn;
   const expiresIn = typeof helper === 'function' ? helper.call(response) : parsed.data.expires_in;
-  return { ...(parsed.data as TokenEndpointResponse), ...(expiresIn === undefined ? {} : { expires_in: expiresIn }) };
+  return {
+    ...(parsed.data as TokenEndpointResponse),
+    ...(expiresIn === undefined ? {} : { expires_in: expiresIn }),
+  };
 }
 
 function summary(tokens: TokenSet): { expiresAt?: number; scope?: string } {

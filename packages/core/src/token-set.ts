@@ -59,13 +59,17 @@ export function tokenSetFromResponse(
     accessToken: response.access_token,
     // As the Client normalises it, also for token responses that did not come through one.
     tokenType: normalizeTokenType(response.token_type) ?? response.token_type,
-    ...(response.expires_in === undefined ? {} : { expiresAt: Math.floor(options.requestedAtMs / 1000) + response.expires_in }),
+    ...(response.expires_in === undefined
+      ? {}
+      : { expiresAt: Math.floor(options.requestedAtMs / 1000) + response.expires_in }),
     ...(refreshToken === undefined ? {} : { refreshToken }),
     ...(idToken === undefined ? {} : { idToken }),
     ...(scope === undefined ? {} : { scope }),
     ...(options.dpopJkt === undefined ? {} : { dpopJkt: options.dpopJkt }),
     ...(Object.keys(extra).length === 0 ? {} : { extra }),
-    ...(options.origin === undefined ? {} : { issuer: options.origin.issuer, clientId: options.origin.clientId }),
+    ...(options.origin === undefined
+      ? {}
+      : { issuer: options.origin.issuer, clientId: options.origin.clientId }),
   });
 }
 

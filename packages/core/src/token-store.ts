@@ -31,7 +31,10 @@ export interface TokenStore {
   set(key: string, tokens: TokenSet): Promise<void>;
   delete(key: string): Promise<void>;
   lock?(key: string, options: { ttlMs: number; waitMs: number }): Promise<StoreLock>;
-  subscribe?(listener: (key: string) => void, options?: { onReset?: () => void; onDisconnect?: () => void }): () => void;
+  subscribe?(
+    listener: (key: string) => void,
+    options?: { onReset?: () => void; onDisconnect?: () => void },
+  ): () => void;
   /** The token set with its version, or `undefined` (version 0). */
   getVersioned?(key: string): Promise<{ tokens: TokenSet; version: number } | undefined>;
   /** Writes only if the stored version is still `version`; resolves `false` on a conflict. */

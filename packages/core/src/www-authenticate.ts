@@ -58,7 +58,10 @@ export function parseWwwAuthenticate(header: string | null | undefined): Authent
 }
 
 /** The challenge of one scheme (case-insensitive), if the header has it. */
-export function findChallenge(header: string | null | undefined, scheme: string): AuthenticationChallenge | undefined {
+export function findChallenge(
+  header: string | null | undefined,
+  scheme: string,
+): AuthenticationChallenge | undefined {
   const wanted = scheme.toLowerCase();
   return parseWwwAuthenticate(header).find((c) => c.scheme.toLowerCase() === wanted);
 }

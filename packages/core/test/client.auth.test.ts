@@ -124,7 +124,11 @@ describe('JWT client assertions (RFC 7523 §2.2, OpenID Connect Core §9)', () =
     const request = await lastTokenRequest(client);
     const assertion = assertionOf(request.form);
     expect(decodeProtectedHeader(assertion)).toMatchObject({ alg: 'ES256', kid: 'key-1' });
-    const { payload } = await jwtVerify(assertion, publicKey, { issuer: 'c-pk', subject: 'c-pk', audience: server.url });
+    const { payload } = await jwtVerify(assertion, publicKey, {
+      issuer: 'c-pk',
+      subject: 'c-pk',
+      audience: server.url,
+    });
     expect(typeof payload.jti).toBe('string');
     expect(request.form.get('client_id')).toBe('c-pk');
   });
@@ -145,21 +149,53 @@ describe('JWT client assertions (RFC 7523 §2.2, OpenID Connect Core §9)', () =
 
 describe('choosing a method from token_endpoint_auth_methods_supported', () => {
   it.each<[string, string[] | undefined, ClientMetadata, ClientOptions, string]>([
-    ['absent list means client_secret_basic (RFC 8414 §2)', undefined, { client_id: 'c', client_secret: 's' }, {}, 'client_secret_basic'],
-    ['only post supported', ['client_secret_post'], { client_id: 'c', client_secret: 's' }, {}, 'client_secret_post'],
+    [
+      'absent list means client_secret_basic (RFC 8414 §2)',
+      undefined,
+      { client_id: 'c', client_secret: 's' },
+      {},
+      'client_secret_basic',
+    ],
+    [
+      'only post supported',
+      ['client_secret_post'],
+      { client_id: 'c', client_secret: 's' },
+      {},
+      'client_secret_post',
+    ],
     ['public client', ['none', 'client_secret_basic'], { client_id: 'c' }, {}, 'none'],
-    ['private key preferred over the secret', ['client_secret_basic', 'private_key_jwt'], { client_id: 'c', client_secret: 's' }, { privateKey: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd' } }, 'private_key_jwt'],
+    [
+      'private key preferred over the secret',
+      ['client_secret_basic', 'private_key_jwt'],
+      { client_id: 'c', client_secret: 's' },
+      { privateKey: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd' } },
+      'private_key_jwt',
+    ],
   ])('%s', (_name, supported, client, options, expected) => {
-    const server = { ...metadata, ...(supported ? { token_endpoint_auth_methods_supported: supported } : {}) };
+    const server = {
+      ...metadata,
+      ...(supported ? { token_endpoint_auth_methods_supported: supported } : {}),
+    };
     expect(new Client(server, client, options).authMethod).toBe(expected);
   });
 
   it.each<[string, string[], ClientMetadata, ClientOptions]>([
     ['no shared method', ['private_key_jwt'], { client_id: 'c', client_secret: 's' }, {}],
-    ['registered method without its credential', ['client_secret_basic'], { client_id: 'c', token_endpoint_auth_method: 'client_secret_basic' }, {}],
-    ['tls_client_auth without a certificate', ['tls_client_auth'], { client_id: 'c', token_endpoint_auth_method: 'tls_client_auth' }, {}],
+    [
+      'registered method without its credential',
+      ['client_secret_basic'],
+      { client_id: 'c', token_endpoint_auth_method: 'client_secret_basic' },
+      {},
+    ],
+    [
+      'tls_client_auth without a certificate',
+      ['tls_client_auth'],
+      { client_id: 'c', token_endpoint_auth_method: 'tls_client_auth' },
+      {},
+    ],
   ])('%s is a ConfigurationError', (_name, supported, client, options) => {
-    const construct = () => new Client({ ...metadata, token_endpoint_auth_methods_supported: supported }, client, options);
+    const construct = () =>
+      new Client({ ...metadata, token_endpoint_auth_methods_supported: supported }, client, options);
     expect(construct).toThrow(ConfigurationError);
     try {
       construct();

@@ -28,7 +28,11 @@ describe('device authorization grant', () => {
     await server.approveDevice(device.user_code);
     const tokens = await client.pollDeviceAuthorizationGrant(device);
     expect(tokens.refresh_token).toBeDefined();
-    expect(tokens.claims()).toMatchObject({ sub: 'alice', iss: server.issuer, aud: server.clients.basic.client_id });
+    expect(tokens.claims()).toMatchObject({
+      sub: 'alice',
+      iss: server.issuer,
+      aud: server.clients.basic.client_id,
+    });
   });
 
   it('keeps polling while pending, then succeeds once approved', async () => {
@@ -72,7 +76,9 @@ describe('device authorization grant', () => {
   it('is left to expire: the client stops at expires_in without asking the server', async () => {
     const device = await client.initiateDeviceAuthorization({ scope: 'openid' });
     server.resetStats();
-    const error = await rejection(client.pollDeviceAuthorizationGrant({ ...device, interval: 5, expires_in: 3 }));
+    const error = await rejection(
+      client.pollDeviceAuthorizationGrant({ ...device, interval: 5, expires_in: 3 }),
+    );
     expect(error).toMatchObject({ error: 'expired_token', status: 0 });
     expect(server.stats().token).toBe(1);
   });
@@ -80,7 +86,11 @@ describe('device authorization grant', () => {
 
 describe('CIBA poll mode', () => {
   it('is approved: tokens with an ID Token validated without a nonce', async () => {
-    const request = await client.initiateBackchannelAuthentication({ login_hint: 'bob', scope: 'openid offline_access', binding_message: 'W4SCT' });
+    const request = await client.initiateBackchannelAuthentication({
+      login_hint: 'bob',
+      scope: 'openid offline_access',
+      binding_message: 'W4SCT',
+    });
     await server.approveBackchannel(request.auth_req_id);
     const tokens = await client.pollBackchannelAuthenticationGrant(request);
     expect(tokens.claims()).toMatchObject({ sub: 'bob', aud: server.clients.basic.client_id });
@@ -91,11 +101,15 @@ describe('CIBA poll mode', () => {
   it('is denied: OAuthError access_denied', async () => {
     const request = await client.initiateBackchannelAuthentication({ login_hint: 'bob' });
     await server.denyBackchannel(request.auth_req_id);
-    await expect(client.pollBackchannelAuthenticationGrant(request)).rejects.toMatchObject({ error: 'access_denied' });
+    await expect(client.pollBackchannelAuthenticationGrant(request)).rejects.toMatchObject({
+      error: 'access_denied',
+    });
   });
 
   it('a server error at the backchannel endpoint is surfaced with its status', async () => {
-    const error = await rejection(client.initiateBackchannelAuthentication({ login_hint: 'bob', binding_message: '!'.repeat(200) }));
+    const error = await rejection(
+      client.initiateBackchannelAuthentication({ login_hint: 'bob', binding_message: '!'.repeat(200) }),
+    );
     expect(error).toBeInstanceOf(OAuthError);
     expect(error).toMatchObject({ error: 'invalid_binding_message', status: 400 });
   });

@@ -18,8 +18,15 @@ describe('DPoP proofs and nonces at a scripted token endpoint', () => {
   let client: Client;
   let handle: DPoPHandle;
   const ok: Handler = (_r, res) => json(res, 200, { access_token: 'at', token_type: 'dpop', expires_in: 60 });
-  const nonceChallenge = (nonce: string): Handler => (_r, res) =>
-    json(res, 400, { error: 'use_dpop_nonce', error_description: 'nonce required' }, { 'dpop-nonce': nonce });
+  const nonceChallenge =
+    (nonce: string): Handler =>
+    (_r, res) =>
+      json(
+        res,
+        400,
+        { error: 'use_dpop_nonce', error_description: 'nonce required' },
+        { 'dpop-nonce': nonce },
+      );
 
   beforeAll(async () => {
     server = await startFakeServer({ '/token': (req, res) => (script.shift() ?? ok)(req, res) });
@@ -65,7 +72,10 @@ describe('DPoP proofs and nonces at a scripted token endpoint', () => {
 
   it('learns a nonce from a 200 and uses it next time, for that origin only', async () => {
     server.requests.length = 0;
-    script = [(_r, res) => json(res, 200, { access_token: 'at', token_type: 'DPoP' }, { 'dpop-nonce': 'fresh' }), ok];
+    script = [
+      (_r, res) => json(res, 200, { access_token: 'at', token_type: 'DPoP' }, { 'dpop-nonce': 'fresh' }),
+      ok,
+    ];
     await client.clientCredentialsGrant(undefined, { DPoP: handle });
     await client.clientCredentialsGrant(undefined, { DPoP: handle });
     expect(decodeJwt(proofs()[1]!).nonce).toBe('fresh');
@@ -73,7 +83,9 @@ describe('DPoP proofs and nonces at a scripted token endpoint', () => {
   });
 
   it('a refused refresh with DPoP says the same key is needed', async () => {
-    script = [(_r, res) => json(res, 400, { error: 'invalid_grant', error_description: 'grant request is invalid' })];
+    script = [
+      (_r, res) => json(res, 400, { error: 'invalid_grant', error_description: 'grant request is invalid' }),
+    ];
     const error = await rejection(client.refreshTokenGrant('rt', undefined, { DPoP: handle }));
     expect(error).toMatchObject({ error: 'invalid_grant', hint: expect.stringContaining('same DPoP key') });
     expect(error.message).toContain('same DPoP key');
@@ -110,10 +122,14 @@ describe('DPoP against the real authorization server', () => {
     const tokens = await client.pollDeviceAuthorizationGrant(device, undefined, { DPoP: key });
     expect(tokens.token_type).toBe('DPoP');
     const other = client.getDPoPHandle(await randomDPoPKeyPair());
-    const error = await rejection(client.refreshTokenGrant(tokens.refresh_token!, undefined, { DPoP: other }));
+    const error = await rejection(
+      client.refreshTokenGrant(tokens.refresh_token!, undefined, { DPoP: other }),
+    );
     expect(error).toBeInstanceOf(OAuthError);
     expect((error as OAuthError).hint).toContain('same DPoP key');
-    await expect(client.refreshTokenGrant(tokens.refresh_token!, undefined, { DPoP: key })).resolves.toMatchObject({
+    await expect(
+      client.refreshTokenGrant(tokens.refresh_token!, undefined, { DPoP: key }),
+    ).resolves.toMatchObject({
       token_type: 'DPoP',
     });
   });

@@ -15,7 +15,9 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 function optionsFor(client: TestClient): ClientOptions {
-  return client.privateJwk === undefined ? {} : { privateKey: client.privateJwk as ClientOptions['privateKey'] };
+  return client.privateJwk === undefined
+    ? {}
+    : { privateKey: client.privateJwk as ClientOptions['privateKey'] };
 }
 
 const confidential = ['basic', 'post', 'secretJwt', 'privateKeyJwt'] as const;
@@ -34,7 +36,11 @@ describe.each(confidential)('client authentication %s', (name) => {
     expect(tokens.expiresIn()).toBeGreaterThan(50);
 
     const active = await client.tokenIntrospection(tokens.access_token, { token_type_hint: 'access_token' });
-    expect(active).toMatchObject({ active: true, client_id: server.clients[name].client_id, scope: 'api:read' });
+    expect(active).toMatchObject({
+      active: true,
+      client_id: server.clients[name].client_id,
+      scope: 'api:read',
+    });
 
     await client.tokenRevocation(tokens.access_token, { token_type_hint: 'access_token' });
     await expect(client.tokenIntrospection(tokens.access_token)).resolves.toStrictEqual({ active: false });
@@ -44,13 +50,25 @@ describe.each(confidential)('client authentication %s', (name) => {
 describe('discovery', () => {
   it('finds the metadata and the capabilities', async () => {
     const client = await Client.discover(server.issuer, server.clients.basic);
-    for (const capability of ['introspection', 'revocation', 'device_authorization', 'backchannel_authentication', 'dpop', 'jwt_introspection', 'client_credentials', 'refresh_token'] as const) {
+    for (const capability of [
+      'introspection',
+      'revocation',
+      'device_authorization',
+      'backchannel_authentication',
+      'dpop',
+      'jwt_introspection',
+      'client_credentials',
+      'refresh_token',
+    ] as const) {
       expect([capability, client.supports(capability)]).toEqual([capability, true]);
     }
   });
 
   it('rejects the issuer with a trailing slash added', async () => {
-    await expect(Client.discover(`${server.issuer}/`, server.clients.basic)).rejects.toMatchObject({ code: 'INVALID_RESPONSE', field: 'issuer' });
+    await expect(Client.discover(`${server.issuer}/`, server.clients.basic)).rejects.toMatchObject({
+      code: 'INVALID_RESPONSE',
+      field: 'issuer',
+    });
   });
 });
 
@@ -83,17 +101,24 @@ describe('user tokens: refresh with rotation and ID Tokens', () => {
 
   it('introspects and revokes a refresh token', async () => {
     const issued = await server.issueUserTokens('basic', { scope: 'openid offline_access' });
-    await expect(client.tokenIntrospection(issued.refresh_token!, { token_type_hint: 'refresh_token' })).resolves.toMatchObject({
+    await expect(
+      client.tokenIntrospection(issued.refresh_token!, { token_type_hint: 'refresh_token' }),
+    ).resolves.toMatchObject({
       active: true,
       sub: 'alice',
     });
     await client.tokenRevocation(issued.refresh_token!, { token_type_hint: 'refresh_token' });
     await expect(client.tokenIntrospection(issued.refresh_token!)).resolves.toStrictEqual({ active: false });
-    await expect(client.refreshTokenGrant(issued.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(client.refreshTokenGrant(issued.refresh_token!)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
   });
 
   it('rejects an id_token whose signature the client is not configured for', async () => {
-    const strict = await Client.discover(server.issuer, { ...server.clients.basic, id_token_signed_response_alg: 'ES384' });
+    const strict = await Client.discover(server.issuer, {
+      ...server.clients.basic,
+      id_token_signed_response_alg: 'ES384',
+    });
     const issued = await server.issueUserTokens('basic', { scope: 'openid offline_access' });
     const error = await strict.refreshTokenGrant(issued.refresh_token!).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(IdTokenError);
@@ -106,7 +131,11 @@ describe('introspection responses as signed JWTs (RFC 9701)', () => {
     const client = await Client.discover(server.issuer, server.clients.jwtIntrospection);
     const tokens = await client.clientCredentialsGrant({ scope: 'api:read' });
     const result = await client.tokenIntrospection(tokens.access_token);
-    expect(result).toMatchObject({ active: true, client_id: server.clients.jwtIntrospection.client_id, scope: 'api:read' });
+    expect(result).toMatchObject({
+      active: true,
+      client_id: server.clients.jwtIntrospection.client_id,
+      scope: 'api:read',
+    });
     await client.tokenRevocation(tokens.access_token);
     await expect(client.tokenIntrospection(tokens.access_token)).resolves.toStrictEqual({ active: false });
   });
@@ -115,12 +144,23 @@ describe('introspection responses as signed JWTs (RFC 9701)', () => {
 describe('errors from the real server', () => {
   it('a wrong secret is invalid_client', async () => {
     const client = await Client.discover(server.issuer, { ...server.clients.basic, client_secret: 'wrong' });
-    await expect(client.clientCredentialsGrant()).rejects.toMatchObject({ code: 'OAUTH_ERROR', error: 'invalid_client', status: 401 });
+    await expect(client.clientCredentialsGrant()).rejects.toMatchObject({
+      code: 'OAUTH_ERROR',
+      error: 'invalid_client',
+      status: 401,
+    });
   });
 
   it('an unknown client is invalid_client', async () => {
-    const client = await Client.discover(server.issuer, { client_id: 'nobody', client_secret: 'x', token_endpoint_auth_method: 'client_secret_post' });
-    await expect(client.clientCredentialsGrant()).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
+    const client = await Client.discover(server.issuer, {
+      client_id: 'nobody',
+      client_secret: 'x',
+      token_endpoint_auth_method: 'client_secret_post',
+    });
+    await expect(client.clientCredentialsGrant()).rejects.toMatchObject({
+      error: 'invalid_client',
+      status: 401,
+    });
   });
 
   it('an unsupported extension grant is an OAuthError', async () => {
@@ -140,7 +180,13 @@ describe('JWT access tokens (RFC 9068)', () => {
 
   it('issues a JWT for the API resource', async () => {
     const client = await Client.discover(jwtServer.issuer, jwtServer.clients.basic);
-    const tokens = await client.clientCredentialsGrant({ scope: 'api:read', resource: jwtServer.apiResource });
-    expect(decodeJwt(tokens.access_token)).toMatchObject({ iss: jwtServer.issuer, aud: jwtServer.apiResource });
+    const tokens = await client.clientCredentialsGrant({
+      scope: 'api:read',
+      resource: jwtServer.apiResource,
+    });
+    expect(decodeJwt(tokens.access_token)).toMatchObject({
+      iss: jwtServer.issuer,
+      aud: jwtServer.apiResource,
+    });
   });
 });

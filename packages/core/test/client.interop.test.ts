@@ -44,7 +44,8 @@ function rawBasic(request: RecordedRequest): [string, string] | undefined {
 type Refusal = 'invalid_client' | 'bare 401' | 'bare 403';
 
 function refuse(response: Parameters<typeof json>[0], how: Refusal): void {
-  if (how === 'invalid_client') json(response, 401, { error: 'invalid_client' }, { 'www-authenticate': 'Basic realm="as"' });
+  if (how === 'invalid_client')
+    json(response, 401, { error: 'invalid_client' }, { 'www-authenticate': 'Basic realm="as"' });
   else raw(response, how === 'bare 401' ? 401 : 403, '');
 }
 
@@ -55,14 +56,24 @@ function rawBasicServer(how: Refusal = 'invalid_client'): void {
     return credentials?.[0] === CLIENT_ID && credentials[1] === SECRET;
   };
   server.on('/token', (request, response) =>
-    authenticated(request) ? json(response, 200, { access_token: 'at', token_type: 'Bearer', expires_in: 60 }) : refuse(response, how),
+    authenticated(request)
+      ? json(response, 200, { access_token: 'at', token_type: 'Bearer', expires_in: 60 })
+      : refuse(response, how),
   );
-  server.on('/introspect', (request, response) => (authenticated(request) ? json(response, 200, { active: false }) : refuse(response, how)));
-  server.on('/revoke', (request, response) => (authenticated(request) ? raw(response, 200, '') : refuse(response, how)));
+  server.on('/introspect', (request, response) =>
+    authenticated(request) ? json(response, 200, { active: false }) : refuse(response, how),
+  );
+  server.on('/revoke', (request, response) =>
+    authenticated(request) ? raw(response, 200, '') : refuse(response, how),
+  );
 }
 
 function basicClient(options: ClientOptions = {}, secret = SECRET): Client {
-  return new Client(metadata, { client_id: CLIENT_ID, client_secret: secret, token_endpoint_auth_method: 'client_secret_basic' }, options);
+  return new Client(
+    metadata,
+    { client_id: CLIENT_ID, client_secret: secret, token_endpoint_auth_method: 'client_secret_basic' },
+    options,
+  );
 }
 
 describe('client_secret_basic against a server that does not form-decode the credentials', () => {
@@ -100,7 +111,9 @@ describe('client_secret_basic against a server that does not form-decode the cre
       calls += 1;
       const credentials = rawBasic(request);
       if (credentials?.[1] !== SECRET) return json(response, 401, { error: 'invalid_client' });
-      return calls <= 2 ? json(response, 429, { error: 'slow_down' }) : json(response, 200, { access_token: 'at', token_type: 'Bearer' });
+      return calls <= 2
+        ? json(response, 429, { error: 'slow_down' })
+        : json(response, 200, { access_token: 'at', token_type: 'Bearer' });
     });
     const client = basicClient();
     await rejection(client.clientCredentialsGrant());
@@ -109,7 +122,9 @@ describe('client_secret_basic against a server that does not form-decode the cre
   });
 
   it('both refused: the error names what was tried and the options, and keeps the secret out', async () => {
-    server.on('/token', (_request, response) => json(response, 401, { error: 'invalid_client', error_description: 'unknown client' }));
+    server.on('/token', (_request, response) =>
+      json(response, 401, { error: 'invalid_client', error_description: 'unknown client' }),
+    );
     const client = basicClient();
     const error = await rejection(client.clientCredentialsGrant());
     expect(error).toBeInstanceOf(OAuthError);
@@ -119,7 +134,12 @@ describe('client_secret_basic against a server that does not form-decode the cre
     expect(error.message).toContain('token_endpoint_auth_method');
     expect(server.requestsTo('/token')).toHaveLength(2);
     const text = JSON.stringify(error) + error.message + String(error.stack);
-    for (const form of [SECRET, encodeURIComponent(SECRET), Buffer.from(`${CLIENT_ID}:${SECRET}`).toString('base64')]) expect(text).not.toContain(form);
+    for (const form of [
+      SECRET,
+      encodeURIComponent(SECRET),
+      Buffer.from(`${CLIENT_ID}:${SECRET}`).toString('base64'),
+    ])
+      expect(text).not.toContain(form);
     // Nothing worked, so nothing is remembered: the standard reading first again.
     await rejection(client.clientCredentialsGrant());
     expect(server.requestsTo('/token')).toHaveLength(4);
@@ -135,9 +155,13 @@ describe('client_secret_basic against a server that does not form-decode the cre
 
   it('an explicit basicAuthEncoding turns the fallback off', async () => {
     rawBasicServer();
-    await expect(basicClient({ basicAuthEncoding: 'rfc6749' }).clientCredentialsGrant()).rejects.toMatchObject({ error: 'invalid_client' });
+    await expect(
+      basicClient({ basicAuthEncoding: 'rfc6749' }).clientCredentialsGrant(),
+    ).rejects.toMatchObject({ error: 'invalid_client' });
     expect(server.requestsTo('/token')).toHaveLength(1);
-    await expect(basicClient({ basicAuthEncoding: 'raw' }).clientCredentialsGrant()).resolves.toMatchObject({ access_token: 'at' });
+    await expect(basicClient({ basicAuthEncoding: 'raw' }).clientCredentialsGrant()).resolves.toMatchObject({
+      access_token: 'at',
+    });
     expect(server.requestsTo('/token')).toHaveLength(2);
   });
 
@@ -159,10 +183,14 @@ describe('client assertions against a server that wants the endpoint URL as aud'
   beforeEach(() => {
     server.on('/token', async (request, response) => {
       try {
-        const { payload } = await jwtVerify(request.form.get('client_assertion') ?? '', new TextEncoder().encode(secret), {
-          audience: `${server.url}/token`,
-          issuer: CLIENT_ID,
-        });
+        const { payload } = await jwtVerify(
+          request.form.get('client_assertion') ?? '',
+          new TextEncoder().encode(secret),
+          {
+            audience: `${server.url}/token`,
+            issuer: CLIENT_ID,
+          },
+        );
         expect(Array.isArray(payload.aud)).toBe(false);
         json(response, 200, { access_token: 'at', token_type: 'Bearer' });
       } catch {
@@ -172,7 +200,11 @@ describe('client assertions against a server that wants the endpoint URL as aud'
   });
 
   function jwtClient(options: ClientOptions = {}): Client {
-    return new Client(metadata, { client_id: CLIENT_ID, client_secret: secret, token_endpoint_auth_method: 'client_secret_jwt' }, options);
+    return new Client(
+      metadata,
+      { client_id: CLIENT_ID, client_secret: secret, token_endpoint_auth_method: 'client_secret_jwt' },
+      options,
+    );
   }
 
   it('refused with aud = issuer: retried once with aud = the endpoint URL, which is kept', async () => {
@@ -180,14 +212,21 @@ describe('client assertions against a server that wants the endpoint URL as aud'
     await expect(client.clientCredentialsGrant()).resolves.toMatchObject({ access_token: 'at' });
     await client.clientCredentialsGrant();
     expect(server.requestsTo('/token')).toHaveLength(3);
-    const audiences = server.requestsTo('/token').map((r) => JSON.parse(Buffer.from(r.form.get('client_assertion')!.split('.')[1]!, 'base64url').toString()).aud);
+    const audiences = server
+      .requestsTo('/token')
+      .map(
+        (r) =>
+          JSON.parse(Buffer.from(r.form.get('client_assertion')!.split('.')[1]!, 'base64url').toString()).aud,
+      );
     expect(audiences).toEqual([server.url, `${server.url}/token`, `${server.url}/token`]);
     // Each assertion is new (a server may refuse a replayed jti).
     expect(new Set(server.requestsTo('/token').map((r) => r.form.get('client_assertion'))).size).toBe(3);
   });
 
   it('an explicit clientAssertionAudience turns it off', async () => {
-    await expect(jwtClient({ clientAssertionAudience: 'issuer' }).clientCredentialsGrant()).rejects.toMatchObject({ error: 'invalid_client' });
+    await expect(
+      jwtClient({ clientAssertionAudience: 'issuer' }).clientCredentialsGrant(),
+    ).rejects.toMatchObject({ error: 'invalid_client' });
     expect(server.requestsTo('/token')).toHaveLength(1);
   });
 
@@ -201,12 +240,42 @@ describe('client assertions against a server that wants the endpoint URL as aud'
 
 describe('supports() reads grant types leniently', () => {
   const client = (extra: Record<string, unknown>): Client =>
-    new Client({ issuer: 'https://as.example', token_endpoint: 'https://as.example/token', ...extra } as ServerMetadata, { client_id: 'c', token_endpoint_auth_method: 'none' });
+    new Client(
+      {
+        issuer: 'https://as.example',
+        token_endpoint: 'https://as.example/token',
+        ...extra,
+      } as ServerMetadata,
+      { client_id: 'c', token_endpoint_auth_method: 'none' },
+    );
 
   it.each<[string, Record<string, unknown>]>([
-    ['grant_types_supported (RFC 8414)', { grant_types_supported: ['client_credentials', 'refresh_token', 'urn:ietf:params:oauth:grant-type:token-exchange'] }],
-    ['a non-standard grant_types member', { grant_types: ['client_credentials', 'refresh_token', 'token-exchange'] }],
-    ['among response_types_supported', { response_types_supported: ['code', 'token', 'client_credentials', 'refresh_token', 'urn:ietf:params:oauth:grant-type:token-exchange'] }],
+    [
+      'grant_types_supported (RFC 8414)',
+      {
+        grant_types_supported: [
+          'client_credentials',
+          'refresh_token',
+          'urn:ietf:params:oauth:grant-type:token-exchange',
+        ],
+      },
+    ],
+    [
+      'a non-standard grant_types member',
+      { grant_types: ['client_credentials', 'refresh_token', 'token-exchange'] },
+    ],
+    [
+      'among response_types_supported',
+      {
+        response_types_supported: [
+          'code',
+          'token',
+          'client_credentials',
+          'refresh_token',
+          'urn:ietf:params:oauth:grant-type:token-exchange',
+        ],
+      },
+    ],
   ])('finds grants listed in %s', (_name, extra) => {
     const c = client(extra);
     expect(c.supports('client_credentials')).toBe(true);
@@ -216,13 +285,20 @@ describe('supports() reads grant types leniently', () => {
   });
 
   it('a response type is not taken for a grant; without any list, the RFC 8414 default', () => {
-    expect(client({ response_types_supported: ['code', 'code id_token'] }).supports('client_credentials')).toBe(false);
+    expect(
+      client({ response_types_supported: ['code', 'code id_token'] }).supports('client_credentials'),
+    ).toBe(false);
     expect(client({}).supports('client_credentials')).toBe(false);
   });
 
   it('informs, never forbids: a grant the metadata does not list is still requested', async () => {
-    server.on('/token', (_request, response) => json(response, 200, { access_token: 'at', token_type: 'Bearer' }));
-    const c = new Client({ ...metadata, grant_types_supported: ['authorization_code'] }, { client_id: 'c', client_secret: 's' });
+    server.on('/token', (_request, response) =>
+      json(response, 200, { access_token: 'at', token_type: 'Bearer' }),
+    );
+    const c = new Client(
+      { ...metadata, grant_types_supported: ['authorization_code'] },
+      { client_id: 'c', client_secret: 's' },
+    );
     expect(c.supports('client_credentials')).toBe(false);
     await expect(c.clientCredentialsGrant()).resolves.toMatchObject({ access_token: 'at' });
   });

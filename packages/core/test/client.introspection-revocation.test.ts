@@ -18,8 +18,17 @@ function clientFor(handler: Handler, clientMetadata: Record<string, unknown> = {
   const path = `/ep-${++route}`;
   server.on(path, handler);
   const client = new Client(
-    { issuer: server.url, introspection_endpoint: `${server.url}${path}`, revocation_endpoint: `${server.url}${path}` },
-    { client_id: 'rs', client_secret: 'rs-secret', token_endpoint_auth_method: 'client_secret_basic', ...clientMetadata },
+    {
+      issuer: server.url,
+      introspection_endpoint: `${server.url}${path}`,
+      revocation_endpoint: `${server.url}${path}`,
+    },
+    {
+      client_id: 'rs',
+      client_secret: 'rs-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      ...clientMetadata,
+    },
     { retry: { minDelayMs: 1 } },
   );
   return { client, requests: () => server.requestsTo(path) };
@@ -58,17 +67,46 @@ describe('tokenIntrospection (RFC 7662)', () => {
 
   it('normalises numeric strings, scope arrays and keeps extra members', async () => {
     const { client } = clientFor((_r, res) =>
-      json(res, 200, { active: true, exp: '1700000000', scope: ['a', 'b'], aud: ['x', 'y'], cnf: { jkt: 'j' }, realm: 'r' }),
+      json(res, 200, {
+        active: true,
+        exp: '1700000000',
+        scope: ['a', 'b'],
+        aud: ['x', 'y'],
+        cnf: { jkt: 'j' },
+        realm: 'r',
+      }),
     );
     const result = await client.tokenIntrospection(TOKEN);
-    expect(result).toMatchObject({ active: true, exp: 1700000000, scope: 'a b', aud: ['x', 'y'], cnf: { jkt: 'j' }, realm: 'r' });
+    expect(result).toMatchObject({
+      active: true,
+      exp: 1700000000,
+      scope: 'a b',
+      aud: ['x', 'y'],
+      cnf: { jkt: 'j' },
+      realm: 'r',
+    });
     expect(Object.isFrozen(result)).toBe(true);
   });
 
   it.each<[string, number, unknown, Record<string, unknown>]>([
-    ['401 invalid_client is an OAuthError, not inactive', 401, { error: 'invalid_client' }, { error: 'invalid_client', status: 401 }],
-    ['200 without active names the field', 200, { scope: 'a' }, { code: 'INVALID_RESPONSE', field: 'active' }],
-    ['active as a string names the field', 200, { active: 'true' }, { code: 'INVALID_RESPONSE', field: 'active' }],
+    [
+      '401 invalid_client is an OAuthError, not inactive',
+      401,
+      { error: 'invalid_client' },
+      { error: 'invalid_client', status: 401 },
+    ],
+    [
+      '200 without active names the field',
+      200,
+      { scope: 'a' },
+      { code: 'INVALID_RESPONSE', field: 'active' },
+    ],
+    [
+      'active as a string names the field',
+      200,
+      { active: 'true' },
+      { code: 'INVALID_RESPONSE', field: 'active' },
+    ],
   ])('%s', async (_name, status, body, expected) => {
     const { client } = clientFor((_r, res) => json(res, status, body));
     const error = await rejection(client.tokenIntrospection(TOKEN));
@@ -83,20 +121,34 @@ describe('tokenIntrospection (RFC 7662)', () => {
 
   it('retries a 503 (introspection is safe to repeat)', async () => {
     let calls = 0;
-    const { client, requests } = clientFor((_r, res) => (++calls === 1 ? raw(res, 503, 'busy') : json(res, 200, { active: true })));
+    const { client, requests } = clientFor((_r, res) =>
+      ++calls === 1 ? raw(res, 503, 'busy') : json(res, 200, { active: true }),
+    );
     await expect(client.tokenIntrospection(TOKEN)).resolves.toMatchObject({ active: true });
     expect(requests()).toHaveLength(2);
   });
 
   describe('Edlink (specs/12)', () => {
     it.each<[string, number, unknown, Record<string, unknown>]>([
-      ['400 {"$error"} with the token echoed', 400, { $error: `Invalid token ${TOKEN}.` }, { code: 'HTTP_ERROR', status: 400, providerError: { message: 'Invalid token [redacted].' } }],
+      [
+        '400 {"$error"} with the token echoed',
+        400,
+        { $error: `Invalid token ${TOKEN}.` },
+        { code: 'HTTP_ERROR', status: 400, providerError: { message: 'Invalid token [redacted].' } },
+      ],
       ['401 {"$error"}', 401, { $error: 'Invalid client credentials.' }, { code: 'HTTP_ERROR', status: 401 }],
-      ['{"$errors"} with $request', 400, { $request: 'r1', $errors: [{ code: 'BAD_REQUEST', message: 'x' }] }, { providerError: { code: 'BAD_REQUEST', requestId: 'r1', message: 'x' } }],
+      [
+        '{"$errors"} with $request',
+        400,
+        { $request: 'r1', $errors: [{ code: 'BAD_REQUEST', message: 'x' }] },
+        { providerError: { code: 'BAD_REQUEST', requestId: 'r1', message: 'x' } },
+      ],
       ['HTML 502', 502, '<html>Bad Gateway</html>', { code: 'HTTP_ERROR', status: 502 }],
     ])('%s → ResponseError, not inactive', async (_name, status, body, expected) => {
       const { client } = clientFor((_r, res) =>
-        typeof body === 'string' ? raw(res, status, body, { 'content-type': 'text/html' }) : json(res, status, body),
+        typeof body === 'string'
+          ? raw(res, status, body, { 'content-type': 'text/html' })
+          : json(res, status, body),
       );
       const error = await rejection(client.tokenIntrospection(TOKEN, { token_type_hint: 'access_token' }));
       expect(error).toBeInstanceOf(ResponseError);
@@ -105,8 +157,13 @@ describe('tokenIntrospection (RFC 7662)', () => {
     });
 
     it('unwraps a {"$data": {...}} envelope', async () => {
-      const { client } = clientFor((_r, res) => json(res, 200, { $request: 'r', $data: { active: true, scope: 'openid' } }));
-      await expect(client.tokenIntrospection(TOKEN)).resolves.toMatchObject({ active: true, scope: 'openid' });
+      const { client } = clientFor((_r, res) =>
+        json(res, 200, { $request: 'r', $data: { active: true, scope: 'openid' } }),
+      );
+      await expect(client.tokenIntrospection(TOKEN)).resolves.toMatchObject({
+        active: true,
+        scope: 'openid',
+      });
     });
 
     it('the standard error shape is still an OAuthError', async () => {
@@ -124,8 +181,13 @@ describe('tokenRevocation (RFC 7009)', () => {
     ['an HTML page', '<html></html>', { 'content-type': 'text/html' }],
   ])('200 with %s is success (the body is ignored, §2.2)', async (_name, body, headers) => {
     const { client, requests } = clientFor((_r, res) => raw(res, 200, body, headers));
-    await expect(client.tokenRevocation(TOKEN, { token_type_hint: 'refresh_token' })).resolves.toBeUndefined();
-    expect(Object.fromEntries(requests()[0]!.form)).toEqual({ token: TOKEN, token_type_hint: 'refresh_token' });
+    await expect(
+      client.tokenRevocation(TOKEN, { token_type_hint: 'refresh_token' }),
+    ).resolves.toBeUndefined();
+    expect(Object.fromEntries(requests()[0]!.form)).toEqual({
+      token: TOKEN,
+      token_type_hint: 'refresh_token',
+    });
   });
 
   it('400 unsupported_token_type is an OAuthError', async () => {

@@ -271,15 +271,30 @@ describe('rejected JWT responses (RFC 9701 §5, specs/03 §4 validation steps)',
   });
 
   it.each<[string, () => Promise<string>, string]>([
-    ['aud', () => sign(claims({ aud: 'other-rs' })), `aud "other-rs" does not contain this client's client_id "${CLIENT_ID}"`],
-    ['aud', () => sign(claims({ aud: ['other-rs', 'api'] })), `aud ["other-rs","api"] does not contain this client's client_id "${CLIENT_ID}"`],
-    ['iss', () => sign(claims({ iss: 'https://other.example.com' })), 'iss "https://other.example.com" is not "'],
-  ])('a mismatched %s names the expected and the received value (RFC 9701 §5)', async (field, body, message) => {
-    const error = await rejection(introspect(await body()));
-    expectResponseError(error, field);
-    expect(error.message).toContain(message);
-    if (field === 'iss') expect(error.message).toContain(`"${server.url}"`);
-  });
+    [
+      'aud',
+      () => sign(claims({ aud: 'other-rs' })),
+      `aud "other-rs" does not contain this client's client_id "${CLIENT_ID}"`,
+    ],
+    [
+      'aud',
+      () => sign(claims({ aud: ['other-rs', 'api'] })),
+      `aud ["other-rs","api"] does not contain this client's client_id "${CLIENT_ID}"`,
+    ],
+    [
+      'iss',
+      () => sign(claims({ iss: 'https://other.example.com' })),
+      'iss "https://other.example.com" is not "',
+    ],
+  ])(
+    'a mismatched %s names the expected and the received value (RFC 9701 §5)',
+    async (field, body, message) => {
+      const error = await rejection(introspect(await body()));
+      expectResponseError(error, field);
+      expect(error.message).toContain(message);
+      if (field === 'iss') expect(error.message).toContain(`"${server.url}"`);
+    },
+  );
 
   it.each<[string, Partial<ClientMetadata>, IntrospectionOptions]>([
     ['jwtResponse: true', {}, { jwtResponse: true }],

@@ -25,7 +25,13 @@ const seen: Seen[] = [];
 
 beforeAll(async () => {
   server = https.createServer(
-    { key: fixture('server.key'), cert: fixture('server.crt'), ca, requestCert: true, rejectUnauthorized: false },
+    {
+      key: fixture('server.key'),
+      cert: fixture('server.crt'),
+      ca,
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
     (req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -63,13 +69,20 @@ const metadata = () => ({
 
 describe('tls_client_auth', () => {
   it('presents the client certificate at the mTLS alias and sends only client_id', async () => {
-    const client = new Client(metadata(), { client_id: 'mtls-client' }, { tls: { cert: fixture('client.crt'), key: fixture('client.key'), ca } });
+    const client = new Client(
+      metadata(),
+      { client_id: 'mtls-client' },
+      { tls: { cert: fixture('client.crt'), key: fixture('client.key'), ca } },
+    );
     expect(client.authMethod).toBe('tls_client_auth');
     await client.clientCredentialsGrant();
     const request = seen.at(-1)!;
     expect(request.path).toBe('/mtls/token');
     expect(request.certificateSubject).toBe('mtls-client');
-    expect(Object.fromEntries(request.form)).toEqual({ grant_type: 'client_credentials', client_id: 'mtls-client' });
+    expect(Object.fromEntries(request.form)).toEqual({
+      grant_type: 'client_credentials',
+      client_id: 'mtls-client',
+    });
     expect(request.authorization).toBeUndefined();
   });
 

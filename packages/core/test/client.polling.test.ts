@@ -13,7 +13,8 @@ import type { FakeServer, Handler } from './support/fake-server.js';
 type Reply = Handler;
 const pending: Reply = (_r, res) => json(res, 400, { error: 'authorization_pending' });
 const slowDown: Reply = (_r, res) => json(res, 400, { error: 'slow_down' });
-const success: Reply = (_r, res) => json(res, 200, { access_token: 'at', token_type: 'Bearer', expires_in: 60 });
+const success: Reply = (_r, res) =>
+  json(res, 200, { access_token: 'at', token_type: 'Bearer', expires_in: 60 });
 const parked: Array<() => void> = [];
 const hang: Reply = () => new Promise<void>((resolve) => parked.push(resolve));
 
@@ -24,7 +25,12 @@ beforeAll(async () => {
   server = await startFakeServer({
     '/token': (request, response) => (script.shift() ?? success)(request, response),
     '/device': (_r, res) =>
-      json(res, 200, { device_code: 'dc-secret', user_code: 'WDJB-MJHT', verification_url: 'https://as.example/device', expires_in: '1800' }),
+      json(res, 200, {
+        device_code: 'dc-secret',
+        user_code: 'WDJB-MJHT',
+        verification_url: 'https://as.example/device',
+        expires_in: '1800',
+      }),
     '/bc': (_r, res) => json(res, 200, { auth_req_id: 'req-1', expires_in: 120 }),
   });
 });
@@ -41,7 +47,10 @@ afterEach(() => {
   jest.useRealTimers();
 });
 
-function newClient(options: ConstructorParameters<typeof Client>[2] = {}, metadata: Record<string, unknown> = {}) {
+function newClient(
+  options: ConstructorParameters<typeof Client>[2] = {},
+  metadata: Record<string, unknown> = {},
+) {
   return new Client(
     {
       issuer: server.url,
@@ -88,17 +97,28 @@ async function drive(
 describe('device authorization (RFC 8628)', () => {
   it('initiates with client authentication and folds verification_url into verification_uri', async () => {
     const device = await newClient().initiateDeviceAuthorization({ scope: 'openid' });
-    expect(device).toMatchObject({ device_code: 'dc-secret', user_code: 'WDJB-MJHT', verification_uri: 'https://as.example/device', expires_in: 1800 });
+    expect(device).toMatchObject({
+      device_code: 'dc-secret',
+      user_code: 'WDJB-MJHT',
+      verification_uri: 'https://as.example/device',
+      expires_in: 1800,
+    });
     expect(device.interval).toBeUndefined();
     const request = server.requestsTo('/device').at(-1)!;
-    expect(Object.fromEntries(request.form)).toEqual({ scope: 'openid', client_id: 'c1', client_secret: 's1' });
+    expect(Object.fromEntries(request.form)).toEqual({
+      scope: 'openid',
+      client_id: 'c1',
+      client_secret: 's1',
+    });
   });
 
   it('polls on the exact schedule: pending, pending, slow_down, pending, success → waits 5, 5, 10, 10', async () => {
     const client = newClient();
     const device = await client.initiateDeviceAuthorization();
     script = [pending, pending, slowDown, pending, success];
-    const { waits, outcome } = await drive((onPending) => client.pollDeviceAuthorizationGrant(device, undefined, { onPending }));
+    const { waits, outcome } = await drive((onPending) =>
+      client.pollDeviceAuthorizationGrant(device, undefined, { onPending }),
+    );
     expect(waits).toEqual([5, 5, 10, 10]);
     expect(outcome).toMatchObject({ access_token: 'at' });
     const sent = server.requestsTo('/token');
@@ -112,16 +132,28 @@ describe('device authorization (RFC 8628)', () => {
   it('uses the server interval, treats slow_down as HTTP 429 the same, and a 200 carrying pending as pending', async () => {
     const client = newClient();
     const device = { ...(await client.initiateDeviceAuthorization()), interval: 2 };
-    script = [(_r, res) => json(res, 200, { error: 'authorization_pending' }), (_r, res) => json(res, 429, { error: 'slow_down' }), success];
-    const { waits } = await drive((onPending) => client.pollDeviceAuthorizationGrant(device, undefined, { onPending }));
+    script = [
+      (_r, res) => json(res, 200, { error: 'authorization_pending' }),
+      (_r, res) => json(res, 429, { error: 'slow_down' }),
+      success,
+    ];
+    const { waits } = await drive((onPending) =>
+      client.pollDeviceAuthorizationGrant(device, undefined, { onPending }),
+    );
     expect(waits).toEqual([2, 7]);
   });
 
   it('waits as long as a 503 Retry-After says (at least the interval)', async () => {
     const client = newClient();
     const device = await client.initiateDeviceAuthorization();
-    script = [(_r, res) => raw(res, 503, '', { 'retry-after': '12' }), (_r, res) => raw(res, 503, '', { 'retry-after': '1' }), success];
-    const { waits, outcome } = await drive((onPending) => client.pollDeviceAuthorizationGrant(device, undefined, { onPending }));
+    script = [
+      (_r, res) => raw(res, 503, '', { 'retry-after': '12' }),
+      (_r, res) => raw(res, 503, '', { 'retry-after': '1' }),
+      success,
+    ];
+    const { waits, outcome } = await drive((onPending) =>
+      client.pollDeviceAuthorizationGrant(device, undefined, { onPending }),
+    );
     expect(waits).toEqual([12, 5]);
     expect(outcome).toMatchObject({ access_token: 'at' });
   });
@@ -158,7 +190,9 @@ describe('device authorization (RFC 8628)', () => {
     const client = newClient();
     const device = await client.initiateDeviceAuthorization();
     script = [pending, reply];
-    const { outcome } = await drive((onPending) => client.pollDeviceAuthorizationGrant(device, undefined, { onPending }));
+    const { outcome } = await drive((onPending) =>
+      client.pollDeviceAuthorizationGrant(device, undefined, { onPending }),
+    );
     expect(outcome).toBeInstanceOf(OAuthError);
     expect(outcome).toMatchObject({ error, status: 400 });
     expect(server.requestsTo('/token')).toHaveLength(2);
@@ -168,7 +202,9 @@ describe('device authorization (RFC 8628)', () => {
     const client = newClient();
     const device = { ...(await client.initiateDeviceAuthorization()), expires_in: 12 };
     script = [pending, pending, pending, pending];
-    const { waits, outcome } = await drive((onPending) => client.pollDeviceAuthorizationGrant(device, undefined, { onPending }));
+    const { waits, outcome } = await drive((onPending) =>
+      client.pollDeviceAuthorizationGrant(device, undefined, { onPending }),
+    );
     expect(waits).toEqual([5, 5]);
     expect(outcome).toMatchObject({ error: 'expired_token', status: 0 });
     expect(server.requestsTo('/token')).toHaveLength(3);
@@ -181,7 +217,10 @@ describe('device authorization (RFC 8628)', () => {
     const controller = new AbortController();
     let waiting: () => void = () => undefined;
     const isWaiting = new Promise<void>((resolve) => (waiting = resolve));
-    const call = client.pollDeviceAuthorizationGrant(device, undefined, { signal: controller.signal, onPending: () => waiting() });
+    const call = client.pollDeviceAuthorizationGrant(device, undefined, {
+      signal: controller.signal,
+      onPending: () => waiting(),
+    });
     await isWaiting;
     controller.abort();
     expect(await rejection(call)).toMatchObject({ code: 'ABORTED' });
@@ -197,10 +236,15 @@ describe('device authorization (RFC 8628)', () => {
   });
 
   it('is UNSUPPORTED without a device authorization endpoint', async () => {
-    const client = new Client({ issuer: server.url, token_endpoint: `${server.url}/token` }, { client_id: 'c', client_secret: 's' });
+    const client = new Client(
+      { issuer: server.url, token_endpoint: `${server.url}/token` },
+      { client_id: 'c', client_secret: 's' },
+    );
     expect(client.supports('device_authorization')).toBe(false);
     expect(await rejection(client.initiateDeviceAuthorization())).toMatchObject({ code: 'UNSUPPORTED' });
-    expect(await rejection(client.initiateBackchannelAuthentication({ login_hint: 'a' }))).toMatchObject({ code: 'UNSUPPORTED' });
+    expect(await rejection(client.initiateBackchannelAuthentication({ login_hint: 'a' }))).toMatchObject({
+      code: 'UNSUPPORTED',
+    });
   });
 
   it('refuses a response without a device_code', async () => {
@@ -216,13 +260,17 @@ describe('CIBA poll mode', () => {
     ['a requested_expiry that is not a positive integer', { login_hint: 'a', requested_expiry: '0' }],
   ])('refuses %s before any request', async (_name, parameters) => {
     const before = server.requestsTo('/bc').length;
-    expect(await rejection(newClient().initiateBackchannelAuthentication(parameters))).toBeInstanceOf(ConfigurationError);
+    expect(await rejection(newClient().initiateBackchannelAuthentication(parameters))).toBeInstanceOf(
+      ConfigurationError,
+    );
     expect(server.requestsTo('/bc')).toHaveLength(before);
   });
 
   it('refuses a public client', async () => {
     const client = newClient({}, { client_secret: undefined, token_endpoint_auth_method: 'none' });
-    expect(await rejection(client.initiateBackchannelAuthentication({ login_hint: 'alice' }))).toBeInstanceOf(ConfigurationError);
+    expect(await rejection(client.initiateBackchannelAuthentication({ login_hint: 'alice' }))).toBeInstanceOf(
+      ConfigurationError,
+    );
   });
 
   it('adds openid to the scope and sends the optional parameters only when set', async () => {
@@ -234,7 +282,12 @@ describe('CIBA poll mode', () => {
       client_id: 'c1',
       client_secret: 's1',
     });
-    await client.initiateBackchannelAuthentication({ login_hint: 'alice', binding_message: 'W4SCT', user_code: '1234', requested_expiry: '60' });
+    await client.initiateBackchannelAuthentication({
+      login_hint: 'alice',
+      binding_message: 'W4SCT',
+      user_code: '1234',
+      requested_expiry: '60',
+    });
     expect(Object.fromEntries(server.requestsTo('/bc').at(-1)!.form)).toMatchObject({
       binding_message: 'W4SCT',
       user_code: '1234',
@@ -248,7 +301,9 @@ describe('CIBA poll mode', () => {
     const request = await client.initiateBackchannelAuthentication({ login_hint: 'alice' });
     expect(request).toMatchObject({ auth_req_id: 'req-1', expires_in: 120 });
     script = [pending, slowDown, success];
-    const { waits, outcome } = await drive((onPending) => client.pollBackchannelAuthenticationGrant(request, undefined, { onPending }));
+    const { waits, outcome } = await drive((onPending) =>
+      client.pollBackchannelAuthenticationGrant(request, undefined, { onPending }),
+    );
     expect(waits).toEqual([5, 10]);
     expect(outcome).toMatchObject({ access_token: 'at' });
     expect(Object.fromEntries(server.requestsTo('/token').at(-1)!.form)).toMatchObject({

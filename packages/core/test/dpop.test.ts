@@ -1,24 +1,35 @@
 import { describe, expect, it } from '@jest/globals';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, importJWK, jwtVerify } from 'jose';
-import { Client, ConfigurationError, DPoPHandle, accessTokenHash, findChallenge, parseWwwAuthenticate, randomDPoPKeyPair } from '@tessera/core';
+import {
+  Client,
+  ConfigurationError,
+  DPoPHandle,
+  accessTokenHash,
+  findChallenge,
+  parseWwwAuthenticate,
+  randomDPoPKeyPair,
+} from '@tessera/core';
 
 const server = { issuer: 'https://as.example', token_endpoint: 'https://as.example/token' };
 const client = new Client(server, { client_id: 'c', token_endpoint_auth_method: 'none' });
 
 describe('randomDPoPKeyPair and the handle', () => {
-  it.each([['ES256'], ['EdDSA'], ['PS256'], ['RS256']] as const)('%s keys make verifiable proofs', async (alg) => {
-    const keyPair = await randomDPoPKeyPair(alg);
-    expect(keyPair.privateKey.extractable).toBe(false);
-    const handle = client.getDPoPHandle(keyPair);
-    expect(handle.alg).toBe(alg);
-    const proof = await handle.proof('post', 'https://as.example/token');
-    const { payload, protectedHeader } = await jwtVerify(proof, keyPair.publicKey, { typ: 'dpop+jwt' });
-    expect(protectedHeader.alg).toBe(alg);
-    expect(payload).toMatchObject({ htm: 'POST', htu: 'https://as.example/token' });
-    expect(typeof payload.iat).toBe('number');
-    expect(payload.ath).toBeUndefined();
-    expect(payload.nonce).toBeUndefined();
-  });
+  it.each([['ES256'], ['EdDSA'], ['PS256'], ['RS256']] as const)(
+    '%s keys make verifiable proofs',
+    async (alg) => {
+      const keyPair = await randomDPoPKeyPair(alg);
+      expect(keyPair.privateKey.extractable).toBe(false);
+      const handle = client.getDPoPHandle(keyPair);
+      expect(handle.alg).toBe(alg);
+      const proof = await handle.proof('post', 'https://as.example/token');
+      const { payload, protectedHeader } = await jwtVerify(proof, keyPair.publicKey, { typ: 'dpop+jwt' });
+      expect(protectedHeader.alg).toBe(alg);
+      expect(payload).toMatchObject({ htm: 'POST', htu: 'https://as.example/token' });
+      expect(typeof payload.iat).toBe('number');
+      expect(payload.ath).toBeUndefined();
+      expect(payload.nonce).toBeUndefined();
+    },
+  );
 
   it('puts only the public members in the jwk header', async () => {
     const handle = client.getDPoPHandle(await randomDPoPKeyPair('RS256', { extractable: true }));
@@ -31,12 +42,16 @@ describe('randomDPoPKeyPair and the handle', () => {
     const handle = client.getDPoPHandle(await randomDPoPKeyPair());
     const claims = decodeJwt(await handle.proof('GET', 'https://user:pw@rs.example:8443/api?x=1#f'));
     expect(claims.htu).toBe('https://rs.example:8443/api');
-    expect(decodeJwt(await handle.proof('GET', 'https://rs.example:443/api?x=1')).htu).toBe('https://rs.example/api');
+    expect(decodeJwt(await handle.proof('GET', 'https://rs.example:443/api?x=1')).htu).toBe(
+      'https://rs.example/api',
+    );
   });
 
   it('never reuses a jti across 1000 proofs', async () => {
     const handle = client.getDPoPHandle(await randomDPoPKeyPair());
-    const proofs = await Promise.all(Array.from({ length: 1000 }, () => handle.proof('POST', 'https://as.example/token')));
+    const proofs = await Promise.all(
+      Array.from({ length: 1000 }, () => handle.proof('POST', 'https://as.example/token')),
+    );
     expect(new Set(proofs.map((p) => decodeJwt(p).jti)).size).toBe(1000);
   });
 
@@ -51,7 +66,12 @@ describe('randomDPoPKeyPair and the handle', () => {
 
   it('computes the RFC 7638 thumbprint (specs/08 vector)', async () => {
     const publicKey = (await importJWK(
-      { crv: 'P-256', kty: 'EC', x: 'l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs', y: '9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA' },
+      {
+        crv: 'P-256',
+        kty: 'EC',
+        x: 'l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs',
+        y: '9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA',
+      },
       'ES256',
     )) as CryptoKey;
     const { privateKey } = await generateKeyPair('ES256');
@@ -85,15 +105,25 @@ describe('randomDPoPKeyPair and the handle', () => {
     const proof = decodeJwt(await handle.proof('GET', url, { accessToken: 'at' }));
     expect(proof).toMatchObject({ nonce: 'rs-nonce-1', htu: 'https://rs.example/api/items' });
     // axios-style plain headers, a 200 carrying a fresh nonce: remembered, no retry
-    expect(handle.learnFromResponse(url, { status: 200, headers: { 'DPoP-Nonce': 'rs-nonce-2' } })).toBe(false);
+    expect(handle.learnFromResponse(url, { status: 200, headers: { 'DPoP-Nonce': 'rs-nonce-2' } })).toBe(
+      false,
+    );
     expect(handle.nonce(url)).toBe('rs-nonce-2');
     // a Bearer-only invalid_token is not a nonce challenge
-    expect(handle.learnFromResponse(url, { status: 401, headers: { 'www-authenticate': 'Bearer error="invalid_token"', 'dpop-nonce': 'x' } })).toBe(false);
+    expect(
+      handle.learnFromResponse(url, {
+        status: 401,
+        headers: { 'www-authenticate': 'Bearer error="invalid_token"', 'dpop-nonce': 'x' },
+      }),
+    ).toBe(false);
     expect(handle.nonce('https://as.example/token')).toBeUndefined();
   });
 
   it('refuses a key the server does not accept, and symmetric keys', async () => {
-    const strict = new Client({ ...server, dpop_signing_alg_values_supported: ['ES256'] }, { client_id: 'c', token_endpoint_auth_method: 'none' });
+    const strict = new Client(
+      { ...server, dpop_signing_alg_values_supported: ['ES256'] },
+      { client_id: 'c', token_endpoint_auth_method: 'none' },
+    );
     expect(() => strict.getDPoPHandle({} as CryptoKeyPair)).toThrow(ConfigurationError);
     const rsa = await randomDPoPKeyPair('RS256');
     expect(() => strict.getDPoPHandle(rsa)).toThrow(ConfigurationError);
@@ -103,7 +133,10 @@ describe('randomDPoPKeyPair and the handle', () => {
 
 describe('parseWwwAuthenticate (RFC 9110 §11.6.1)', () => {
   it.each<[string, ReturnType<typeof parseWwwAuthenticate>]>([
-    ['Bearer realm="example", error="invalid_token"', [{ scheme: 'Bearer', parameters: { realm: 'example', error: 'invalid_token' } }]],
+    [
+      'Bearer realm="example", error="invalid_token"',
+      [{ scheme: 'Bearer', parameters: { realm: 'example', error: 'invalid_token' } }],
+    ],
     [
       'Bearer error="invalid_token", DPoP algs="ES256 PS256", error="use_dpop_nonce"',
       [
@@ -111,8 +144,14 @@ describe('parseWwwAuthenticate (RFC 9110 §11.6.1)', () => {
         { scheme: 'DPoP', parameters: { algs: 'ES256 PS256', error: 'use_dpop_nonce' } },
       ],
     ],
-    ['Basic YWxhZGRpbjpvcGVuc2VzYW1l', [{ scheme: 'Basic', parameters: {}, token68: 'YWxhZGRpbjpvcGVuc2VzYW1l' }]],
-    ['Basic realm="as", error=invalid_client', [{ scheme: 'Basic', parameters: { realm: 'as', error: 'invalid_client' } }]],
+    [
+      'Basic YWxhZGRpbjpvcGVuc2VzYW1l',
+      [{ scheme: 'Basic', parameters: {}, token68: 'YWxhZGRpbjpvcGVuc2VzYW1l' }],
+    ],
+    [
+      'Basic realm="as", error=invalid_client',
+      [{ scheme: 'Basic', parameters: { realm: 'as', error: 'invalid_client' } }],
+    ],
     [
       'Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple"',
       [
@@ -126,7 +165,9 @@ describe('parseWwwAuthenticate (RFC 9110 §11.6.1)', () => {
   });
 
   it('finds a challenge by scheme, case-insensitively', () => {
-    expect(findChallenge('Bearer error="x", dpop error="use_dpop_nonce"', 'DPoP')?.parameters.error).toBe('use_dpop_nonce');
+    expect(findChallenge('Bearer error="x", dpop error="use_dpop_nonce"', 'DPoP')?.parameters.error).toBe(
+      'use_dpop_nonce',
+    );
     expect(findChallenge(undefined, 'Bearer')).toBeUndefined();
   });
 });

@@ -1,12 +1,27 @@
 import { describe, expect, it } from '@jest/globals';
 import { inspect } from 'node:util';
-import { ConfigurationError, IdTokenError, OAuthError, ResponseError, TesseraError, TransportError } from '@tessera/core';
+import {
+  ConfigurationError,
+  IdTokenError,
+  OAuthError,
+  ResponseError,
+  TesseraError,
+  TransportError,
+} from '@tessera/core';
 import { parseRetryAfter } from '../src/internal/http.js';
 
 describe('error classes', () => {
   it.each<[string, TesseraError, string]>([
-    ['OAuthError', new OAuthError({ error: 'invalid_grant', status: 400, endpoint: 'token endpoint' }), 'OAUTH_ERROR'],
-    ['ResponseError', new ResponseError('INVALID_RESPONSE', 'm', { endpoint: 'e', status: 200 }), 'INVALID_RESPONSE'],
+    [
+      'OAuthError',
+      new OAuthError({ error: 'invalid_grant', status: 400, endpoint: 'token endpoint' }),
+      'OAUTH_ERROR',
+    ],
+    [
+      'ResponseError',
+      new ResponseError('INVALID_RESPONSE', 'm', { endpoint: 'e', status: 200 }),
+      'INVALID_RESPONSE',
+    ],
     ['TransportError', new TransportError('TIMEOUT', 'm', { endpoint: 'e' }), 'TIMEOUT'],
     ['IdTokenError', new IdTokenError('iss', 'iss mismatch'), 'INVALID_ID_TOKEN'],
     ['ConfigurationError', new ConfigurationError('UNSUPPORTED', 'm'), 'UNSUPPORTED'],
@@ -18,7 +33,12 @@ describe('error classes', () => {
   });
 
   it('OAuthError reads like the seeds: err.error, error_description, status', () => {
-    const error = new OAuthError({ error: 'invalid_grant', error_description: 'expired', status: 400, endpoint: 'token endpoint' });
+    const error = new OAuthError({
+      error: 'invalid_grant',
+      error_description: 'expired',
+      status: 400,
+      endpoint: 'token endpoint',
+    });
     expect(error.error).toBe('invalid_grant');
     expect(error.message).toBe('token endpoint returned invalid_grant (HTTP 400): expired');
     expect(error.toJSON()).toEqual({
@@ -33,8 +53,15 @@ describe('error classes', () => {
   });
 
   it('util.inspect shows the cause by name and message only, never its properties', () => {
-    const cause = Object.assign(new Error('socket hang up'), { config: { headers: { authorization: 'Basic c2VjcmV0' } } });
-    const error = new TransportError('NETWORK_ERROR', 'request to token endpoint failed: ECONNRESET', { endpoint: 'token endpoint' }, { cause });
+    const cause = Object.assign(new Error('socket hang up'), {
+      config: { headers: { authorization: 'Basic c2VjcmV0' } },
+    });
+    const error = new TransportError(
+      'NETWORK_ERROR',
+      'request to token endpoint failed: ECONNRESET',
+      { endpoint: 'token endpoint' },
+      { cause },
+    );
     const shown = inspect(error, { depth: 10 });
     expect(shown).toContain('TransportError [NETWORK_ERROR]');
     expect(shown).toContain('socket hang up');

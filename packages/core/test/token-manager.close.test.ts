@@ -9,7 +9,12 @@ describe('TokenManager.close()', () => {
     const { code, stdout } = await new Promise<{ code: number | string; stdout: string }>((resolve) => {
       execFile(
         process.execPath,
-        ['--conditions=tessera-source', '--import', 'tsx', 'packages/core/test/fixtures/close-leaves-nothing.ts'],
+        [
+          '--conditions=tessera-source',
+          '--import',
+          'tsx',
+          'packages/core/test/fixtures/close-leaves-nothing.ts',
+        ],
         // If anything kept the event loop alive, the child would run into this kill timeout.
         { cwd: root, timeout: 20_000, killSignal: 'SIGKILL', env: { ...process.env, NODE_OPTIONS: '' } },
         (error, out) => resolve({ code: error ? (error.code ?? error.signal ?? 1) : 0, stdout: out }),

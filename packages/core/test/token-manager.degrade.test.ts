@@ -39,11 +39,19 @@ function track(manager: TokenManager): TokenManager {
 
 /** Whether `promise` settles within the current turn of the event loop (nothing waited on I/O or a timer). */
 async function settlesAtOnce(promise: Promise<unknown>): Promise<boolean> {
-  return Promise.race([promise.then(() => true, () => true), new Promise<boolean>((resolve) => setImmediate(() => resolve(false)))]);
+  return Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => setImmediate(() => resolve(false))),
+  ]);
 }
 
 /** A plain store (no lock, no feed: every call reads it) that can be taken down, counting its calls. */
-function switchableStore(mode: { down: false | 'refusing' | 'hanging' }): TokenStore & { gets: number; sets: number; data: Map<string, TokenSet> } {
+function switchableStore(mode: {
+  down: false | 'refusing' | 'hanging';
+}): TokenStore & { gets: number; sets: number; data: Map<string, TokenSet> } {
   const data = new Map<string, TokenSet>();
   const store = {
     data,
@@ -74,8 +82,18 @@ describe('a store that goes down', () => {
     const manager = track(new TokenManager({ client, store, now, namespace: '' }));
     const failures: Array<{ key: string; operation: string; error: TesseraError }> = [];
     manager.on('store.failed', (event) => failures.push(event));
-    await manager.storeTokens({ access_token: 'at-valid', token_type: 'Bearer', expires_in: 3600, refresh_token: 'rt-1' });
-    await manager.for('user:expired').storeTokens({ access_token: 'at-expired', token_type: 'Bearer', expires_in: 1, refresh_token: 'rt-2' });
+    await manager.storeTokens({
+      access_token: 'at-valid',
+      token_type: 'Bearer',
+      expires_in: 3600,
+      refresh_token: 'rt-1',
+    });
+    await manager.for('user:expired').storeTokens({
+      access_token: 'at-expired',
+      token_type: 'Bearer',
+      expires_in: 1,
+      refresh_token: 'rt-2',
+    });
 
     mode.down = 'refusing';
     const getsBefore = store.gets;
@@ -99,7 +117,11 @@ describe('a store that goes down', () => {
     expect(probes).toBeGreaterThanOrEqual(4);
     expect(probes).toBeLessThanOrEqual(6);
     expect(failures).toHaveLength(probes);
-    expect(failures.every((f) => f.key === 'default' && f.operation === 'get' && f.error instanceof TokenStoreError)).toBe(true);
+    expect(
+      failures.every(
+        (f) => f.key === 'default' && f.operation === 'get' && f.error instanceof TokenStoreError,
+      ),
+    ).toBe(true);
 
     // A key without a valid token cannot be served from memory: it fails at once, typed, no store call.
     const gets = store.gets;
@@ -139,9 +161,19 @@ describe('a store that goes down', () => {
   it('calls that fail together start one outage of the first backoff step, not the longest', async () => {
     const mode: { down: false | 'refusing' | 'hanging' } = { down: false };
     const store = switchableStore(mode);
-    const manager = track(new TokenManager({ client, store, now, namespace: '', storeTimeoutMs: 50, retry: { minDelayMs: 1000, maxDelayMs: 60_000 } }));
+    const manager = track(
+      new TokenManager({
+        client,
+        store,
+        now,
+        namespace: '',
+        storeTimeoutMs: 50,
+        retry: { minDelayMs: 1000, maxDelayMs: 60_000 },
+      }),
+    );
     const keys = Array.from({ length: 50 }, (_, i) => manager.for(`user:${i}`));
-    for (const key of keys) await key.storeTokens({ access_token: `at-${key.key}`, token_type: 'Bearer', expires_in: 3600 });
+    for (const key of keys)
+      await key.storeTokens({ access_token: `at-${key.key}`, token_type: 'Bearer', expires_in: 3600 });
     mode.down = 'hanging';
     await Promise.all(keys.map((key) => key.getValidAccessToken())); // 50 gets time out together
     mode.down = false;
@@ -161,7 +193,12 @@ describe('a store that goes down', () => {
     const manager = track(new TokenManager({ client, store, now, namespace: '' }));
     const failed: Array<{ cleared: boolean; code: string }> = [];
     manager.on('refresh.failed', ({ cleared, error }) => failed.push({ cleared, code: error.code }));
-    await manager.storeTokens({ access_token: 'at-1', token_type: 'Bearer', expires_in: 1, refresh_token: 'rt-spent' });
+    await manager.storeTokens({
+      access_token: 'at-1',
+      token_type: 'Bearer',
+      expires_in: 1,
+      refresh_token: 'rt-spent',
+    });
     nowMs += 2000;
     const error = await rejection(manager.getValidAccessToken());
     expect(error).toMatchObject({ code: 'OAUTH_ERROR', error: 'invalid_grant' });
@@ -190,73 +227,128 @@ describe('a store that goes down', () => {
 describe('a refresh refused without an OAuth error (as some servers answer for a revoked refresh token)', () => {
   it.each([
     ['a 400 with an empty body', 400, '', {}],
-    ['a 401 with an HTML page', 401, '<html><body>Unauthorized</body></html>', { 'content-type': 'text/html' }],
-    ['a 400 with JSON that is not an OAuth error', 400, '{"message":"bad refresh"}', { 'content-type': 'application/json' }],
-  ])('%s: one request per backoff window, tokens kept, then a clear error once expired', async (_name, status, body, headers) => {
-    tokenServer.requests.length = 0;
-    tokenServer.on('/token', (_request, response) => raw(response, status, body, headers));
-    const manager = track(new TokenManager({ client, now, retry: { minDelayMs: 1000, maxDelayMs: 1000 } }));
-    const failed: Array<{ error: TesseraError; cleared: boolean; retryInMs?: number }> = [];
-    manager.on('refresh.failed', ({ error, cleared, retryInMs }) => failed.push({ error, cleared, ...(retryInMs === undefined ? {} : { retryInMs }) }));
-    let cleared = 0;
-    manager.on('token.cleared', () => (cleared += 1));
-    await manager.storeTokens({ access_token: 'at-1', token_type: 'Bearer', expires_in: 30, refresh_token: 'rt-1' }); // inside the 60 s skew
-    const requests = (): number => tokenServer.requestsTo('/token').length;
+    [
+      'a 401 with an HTML page',
+      401,
+      '<html><body>Unauthorized</body></html>',
+      { 'content-type': 'text/html' },
+    ],
+    [
+      'a 400 with JSON that is not an OAuth error',
+      400,
+      '{"message":"bad refresh"}',
+      { 'content-type': 'application/json' },
+    ],
+  ])(
+    '%s: one request per backoff window, tokens kept, then a clear error once expired',
+    async (_name, status, body, headers) => {
+      tokenServer.requests.length = 0;
+      tokenServer.on('/token', (_request, response) => raw(response, status, body, headers));
+      const manager = track(new TokenManager({ client, now, retry: { minDelayMs: 1000, maxDelayMs: 1000 } }));
+      const failed: Array<{ error: TesseraError; cleared: boolean; retryInMs?: number }> = [];
+      manager.on('refresh.failed', ({ error, cleared, retryInMs }) =>
+        failed.push({ error, cleared, ...(retryInMs === undefined ? {} : { retryInMs }) }),
+      );
+      let cleared = 0;
+      manager.on('token.cleared', () => (cleared += 1));
+      await manager.storeTokens({
+        access_token: 'at-1',
+        token_type: 'Bearer',
+        expires_in: 30,
+        refresh_token: 'rt-1',
+      }); // inside the 60 s skew
+      const requests = (): number => tokenServer.requestsTo('/token').length;
 
-    // Still valid: served; the renewal behind it fails once, and is not retried on every call.
-    await expect(manager.getValidAccessToken()).resolves.toBe('at-1');
-    while (failed.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(failed[0]).toMatchObject({ cleared: false, retryInMs: expect.any(Number) });
-    expect(failed[0]!.retryInMs).toBeLessThanOrEqual(1000);
-    expect(failed[0]!.error).toBeInstanceOf(ResponseError);
-    expect(failed[0]!.error.message).toContain('the refresh token is probably no longer valid');
-    for (let i = 0; i < 100; i++) await expect(manager.getValidAccessToken()).resolves.toBe('at-1');
-    expect(requests()).toBe(1);
+      // Still valid: served; the renewal behind it fails once, and is not retried on every call.
+      await expect(manager.getValidAccessToken()).resolves.toBe('at-1');
+      while (failed.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(failed[0]).toMatchObject({ cleared: false, retryInMs: expect.any(Number) });
+      expect(failed[0]!.retryInMs).toBeLessThanOrEqual(1000);
+      expect(failed[0]!.error).toBeInstanceOf(ResponseError);
+      expect(failed[0]!.error.message).toContain('the refresh token is probably no longer valid');
+      for (let i = 0; i < 100; i++) await expect(manager.getValidAccessToken()).resolves.toBe('at-1');
+      expect(requests()).toBe(1);
 
-    // The window is over: one more attempt, behind a served call.
-    nowMs += 1001;
-    await expect(manager.getValidAccessToken()).resolves.toBe('at-1');
-    while (failed.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(requests()).toBe(2);
+      // The window is over: one more attempt, behind a served call.
+      nowMs += 1001;
+      await expect(manager.getValidAccessToken()).resolves.toBe('at-1');
+      while (failed.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(requests()).toBe(2);
 
-    // Expired: callers get the server's status and what it probably means, without a request each.
-    nowMs += 30_000;
-    const errors = await Promise.all(Array.from({ length: 50 }, () => rejection(manager.getValidAccessToken())));
-    expect(new Set(errors.map((e) => (e as ResponseError).status))).toEqual(new Set([status]));
-    expect(errors[0]!.message).toContain('the refresh token is probably no longer valid');
-    expect(requests()).toBe(3);
-    for (let i = 0; i < 50; i++) await rejection(manager.getValidAccessToken());
-    expect(requests()).toBe(3);
+      // Expired: callers get the server's status and what it probably means, without a request each.
+      nowMs += 30_000;
+      const errors = await Promise.all(
+        Array.from({ length: 50 }, () => rejection(manager.getValidAccessToken())),
+      );
+      expect(new Set(errors.map((e) => (e as ResponseError).status))).toEqual(new Set([status]));
+      expect(errors[0]!.message).toContain('the refresh token is probably no longer valid');
+      expect(requests()).toBe(3);
+      for (let i = 0; i < 50; i++) await rejection(manager.getValidAccessToken());
+      expect(requests()).toBe(3);
 
-    // Nothing was cleared on a guess; refreshTokens() forces a request, and a working server heals it.
-    expect(cleared).toBe(0);
-    await expect(manager.getTokens()).resolves.toMatchObject({ refreshToken: 'rt-1' });
-    tokenServer.on('/token', (_request, response) => json(response, 200, { access_token: 'at-2', token_type: 'Bearer', expires_in: 3600 }));
-    await expect(manager.refreshTokens()).resolves.toMatchObject({ accessToken: 'at-2', refreshToken: 'rt-1' });
-    await expect(manager.getValidAccessToken()).resolves.toBe('at-2');
-    expect(requests()).toBe(4);
-  });
+      // Nothing was cleared on a guess; refreshTokens() forces a request, and a working server heals it.
+      expect(cleared).toBe(0);
+      await expect(manager.getTokens()).resolves.toMatchObject({ refreshToken: 'rt-1' });
+      tokenServer.on('/token', (_request, response) =>
+        json(response, 200, { access_token: 'at-2', token_type: 'Bearer', expires_in: 3600 }),
+      );
+      await expect(manager.refreshTokens()).resolves.toMatchObject({
+        accessToken: 'at-2',
+        refreshToken: 'rt-1',
+      });
+      await expect(manager.getValidAccessToken()).resolves.toBe('at-2');
+      expect(requests()).toBe(4);
+    },
+  );
 
   it('storeTokens() after such a failure starts afresh: the new tokens are used, and renewed, at once', async () => {
     tokenServer.requests.length = 0;
     tokenServer.on('/token', (_request, response) => raw(response, 400, ''));
-    const manager = track(new TokenManager({ client, now, retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } }));
-    await manager.storeTokens({ access_token: 'at-1', token_type: 'Bearer', expires_in: 1, refresh_token: 'rt-1' });
+    const manager = track(
+      new TokenManager({ client, now, retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } }),
+    );
+    await manager.storeTokens({
+      access_token: 'at-1',
+      token_type: 'Bearer',
+      expires_in: 1,
+      refresh_token: 'rt-1',
+    });
     nowMs += 2000;
     await rejection(manager.getValidAccessToken()); // refused; backing off for a minute
-    await manager.storeTokens({ access_token: 'at-2', token_type: 'Bearer', expires_in: 1, refresh_token: 'rt-2' }); // the user signed in again
+    await manager.storeTokens({
+      access_token: 'at-2',
+      token_type: 'Bearer',
+      expires_in: 1,
+      refresh_token: 'rt-2',
+    }); // the user signed in again
     nowMs += 2000;
-    tokenServer.on('/token', (_request, response) => json(response, 200, { access_token: 'at-3', token_type: 'Bearer', expires_in: 3600 }));
+    tokenServer.on('/token', (_request, response) =>
+      json(response, 200, { access_token: 'at-3', token_type: 'Bearer', expires_in: 3600 }),
+    );
     await expect(manager.getValidAccessToken()).resolves.toBe('at-3');
-    expect(tokenServer.requestsTo('/token').map((r) => r.form.get('refresh_token'))).toEqual(['rt-1', 'rt-2']);
+    expect(tokenServer.requestsTo('/token').map((r) => r.form.get('refresh_token'))).toEqual([
+      'rt-1',
+      'rt-2',
+    ]);
   });
 
-  it('fetch() answered 401 during the backoff: the renewal\'s error, not one more refresh per call', async () => {
+  it("fetch() answered 401 during the backoff: the renewal's error, not one more refresh per call", async () => {
     tokenServer.requests.length = 0;
-    tokenServer.on('/token', (_request, response) => raw(response, 401, '<html>Unauthorized</html>', { 'content-type': 'text/html' }));
-    tokenServer.on('/api', (_request, response) => json(response, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' }));
-    const manager = track(new TokenManager({ client, now, retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } }));
-    await manager.storeTokens({ access_token: 'at-revoked', token_type: 'Bearer', expires_in: 3600, refresh_token: 'rt-1' });
+    tokenServer.on('/token', (_request, response) =>
+      raw(response, 401, '<html>Unauthorized</html>', { 'content-type': 'text/html' }),
+    );
+    tokenServer.on('/api', (_request, response) =>
+      json(response, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' }),
+    );
+    const manager = track(
+      new TokenManager({ client, now, retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } }),
+    );
+    await manager.storeTokens({
+      access_token: 'at-revoked',
+      token_type: 'Bearer',
+      expires_in: 3600,
+      refresh_token: 'rt-1',
+    });
     for (let i = 0; i < 5; i++) {
       const error = await rejection(manager.fetch(`${tokenServer.url}/api`));
       expect(error).toMatchObject({ code: 'HTTP_ERROR', status: 401 });
@@ -268,8 +360,17 @@ describe('a refresh refused without an OAuth error (as some servers answer for a
   it('a failing client-credentials grant is not retried on every call either', async () => {
     tokenServer.requests.length = 0;
     tokenServer.on('/token', (_request, response) => raw(response, 400, ''));
-    const manager = track(new TokenManager({ client, now, grant: 'client_credentials', retry: { minDelayMs: 1000, maxDelayMs: 1000 } }));
-    const errors = await Promise.all(Array.from({ length: 20 }, () => rejection(manager.getValidAccessToken())));
+    const manager = track(
+      new TokenManager({
+        client,
+        now,
+        grant: 'client_credentials',
+        retry: { minDelayMs: 1000, maxDelayMs: 1000 },
+      }),
+    );
+    const errors = await Promise.all(
+      Array.from({ length: 20 }, () => rejection(manager.getValidAccessToken())),
+    );
     for (let i = 0; i < 20; i++) errors.push(await rejection(manager.getValidAccessToken()));
     expect(new Set(errors.map((e) => e.code))).toEqual(new Set(['HTTP_ERROR']));
     expect(tokenServer.requestsTo('/token')).toHaveLength(1);

@@ -12,8 +12,23 @@ import axios from 'axios';
 import type { AxiosResponse } from 'axios';
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader } from 'jose';
 import type { JWK } from 'jose';
-import { Client, OAuthError, TokenManager, TokenStoreError, accessTokenHash, attachTokenManager, randomDPoPKeyPair } from '@tessera/core';
-import type { DPoPHandle, TokenHandle, TokenManagerEventName, TokenManagerOptions, TokenSet, TokenStore } from '@tessera/core';
+import {
+  Client,
+  OAuthError,
+  TokenManager,
+  TokenStoreError,
+  accessTokenHash,
+  attachTokenManager,
+  randomDPoPKeyPair,
+} from '@tessera/core';
+import type {
+  DPoPHandle,
+  TokenHandle,
+  TokenManagerEventName,
+  TokenManagerOptions,
+  TokenSet,
+  TokenStore,
+} from '@tessera/core';
 import { startTestServer } from '@tessera/testing';
 import type { TestServer } from '@tessera/testing';
 // DESIGN.md lists MemoryTokenStore in @tessera/core, but src/index.ts does not export it (yet).
@@ -63,18 +78,35 @@ function presented(request: RecordedRequest): Presented {
   };
 }
 
-type Behaviour = (request: RecordedRequest, response: ServerResponse, sent: Presented) => void | Promise<void>;
+type Behaviour = (
+  request: RecordedRequest,
+  response: ServerResponse,
+  sent: Presented,
+) => void | Promise<void>;
 const ok: Behaviour = (_request, response) => json(response, 200, { ok: true });
 /** The next answers of the resource server, then `ok`. */
 let script: Behaviour[] = [];
 
-const nonceChallenge = (nonce: string): Behaviour => (_request, response) =>
-  json(response, 401, { error: 'use_dpop_nonce' }, { 'www-authenticate': 'DPoP algs="ES256", error="use_dpop_nonce"', 'dpop-nonce': nonce });
+const nonceChallenge =
+  (nonce: string): Behaviour =>
+  (_request, response) =>
+    json(
+      response,
+      401,
+      { error: 'use_dpop_nonce' },
+      { 'www-authenticate': 'DPoP algs="ES256", error="use_dpop_nonce"', 'dpop-nonce': nonce },
+    );
 const invalidToken: Behaviour = (_request, response) =>
-  json(response, 401, { error: 'invalid_token' }, { 'www-authenticate': 'DPoP algs="ES256", error="invalid_token"' });
+  json(
+    response,
+    401,
+    { error: 'invalid_token' },
+    { 'www-authenticate': 'DPoP algs="ES256", error="invalid_token"' },
+  );
 
 const apiRequests = (): Presented[] => rs.requestsTo('/api').map(presented);
-const claimsOf = (proof: string | undefined): Record<string, unknown> => decodeJwt(proof!) as Record<string, unknown>;
+const claimsOf = (proof: string | undefined): Record<string, unknown> =>
+  decodeJwt(proof!) as Record<string, unknown>;
 
 beforeAll(async () => {
   rs = await startFakeServer({
@@ -149,13 +181,17 @@ describe.each([
   const tokenRequests = (): number => server.stats().token;
   const api = (query = ''): string => `${rs.url}/api${query}`;
 
-  async function dpopManager(options: Partial<TokenManagerOptions> = {}): Promise<{ manager: TokenManager; handle: DPoPHandle }> {
+  async function dpopManager(
+    options: Partial<TokenManagerOptions> = {},
+  ): Promise<{ manager: TokenManager; handle: DPoPHandle }> {
     const handle = options.dpop ?? client.getDPoPHandle(await randomDPoPKeyPair());
-    const manager = track(new TokenManager({ client, grant: 'client_credentials', ...options, dpop: handle }));
+    const manager = track(
+      new TokenManager({ client, grant: 'client_credentials', ...options, dpop: handle }),
+    );
     return { manager, handle };
   }
 
-  it('acquires a token set of type DPoP bound to the handle\'s thumbprint', async () => {
+  it("acquires a token set of type DPoP bound to the handle's thumbprint", async () => {
     const { manager, handle } = await dpopManager();
     const before = tokenRequests();
     const accessToken = await manager.getValidAccessToken();
@@ -167,7 +203,7 @@ describe.each([
   });
 
   if (requireDPoPNonce) {
-    it('never sends the authorization server\'s nonce to the resource server', async () => {
+    it("never sends the authorization server's nonce to the resource server", async () => {
       const { manager, handle } = await dpopManager();
       await manager.getValidAccessToken();
       expect(handle.nonce(server.issuer)).toEqual(expect.any(String));
@@ -177,7 +213,7 @@ describe.each([
   }
 
   describe.each(callers)('$name', (caller) => {
-    it('sends Authorization: DPoP with a proof carrying htm, htu without query, ath and the handle\'s key', async () => {
+    it("sends Authorization: DPoP with a proof carrying htm, htu without query, ath and the handle's key", async () => {
       const { manager, handle } = await dpopManager();
       const token = await manager.getValidAccessToken();
 
@@ -251,7 +287,10 @@ describe.each([
     it('remembers a DPoP-Nonce sent with the retried response for the next request', async () => {
       const { manager } = await dpopManager();
       await manager.getValidAccessToken();
-      script = [nonceChallenge('n1'), (_request, response) => json(response, 200, { ok: true }, { 'dpop-nonce': 'n2' })];
+      script = [
+        nonceChallenge('n1'),
+        (_request, response) => json(response, 200, { ok: true }, { 'dpop-nonce': 'n2' }),
+      ];
 
       await caller.send(manager, api());
       await caller.send(manager, api());
@@ -263,7 +302,10 @@ describe.each([
       const { manager } = await dpopManager();
       await manager.getValidAccessToken();
       const before = tokenRequests();
-      script = [(_request, response) => json(response, 401, {}, { 'www-authenticate': 'DPoP algs="ES256", error="invalid_dpop_proof"' })];
+      script = [
+        (_request, response) =>
+          json(response, 401, {}, { 'www-authenticate': 'DPoP algs="ES256", error="invalid_dpop_proof"' }),
+      ];
 
       expect((await caller.send(manager, api())).status).toBe(401);
 
@@ -281,7 +323,12 @@ describe.each([
       const before = tokenRequests();
       script = [
         (_request, response) =>
-          json(response, 401, {}, { 'www-authenticate': 'Bearer realm="api", DPoP algs="ES256", error="invalid_dpop_proof"' }),
+          json(
+            response,
+            401,
+            {},
+            { 'www-authenticate': 'Bearer realm="api", DPoP algs="ES256", error="invalid_dpop_proof"' },
+          ),
       ];
 
       await caller.send(manager, api());
@@ -290,7 +337,7 @@ describe.each([
       expect(apiRequests()).toHaveLength(1);
     });
 
-    it('a handle from manager.for(key) sends its own key\'s DPoP token', async () => {
+    it("a handle from manager.for(key) sends its own key's DPoP token", async () => {
       const { manager, handle } = await dpopManager();
       const other = manager.for('other', { grant: 'client_credentials' });
       const token = await other.getValidAccessToken();
@@ -318,7 +365,9 @@ describe.each([
     expect(stored?.accessToken).not.toBe(tokenOfA);
     const [sent] = apiRequests();
     expect(sent).toMatchObject({ scheme: 'DPoP', token: stored?.accessToken });
-    expect(await calculateJwkThumbprint(decodeProtectedHeader(sent!.proof!).jwk as JWK, 'sha256')).toBe(await b.handle.thumbprint());
+    expect(await calculateJwkThumbprint(decodeProtectedHeader(sent!.proof!).jwk as JWK, 'sha256')).toBe(
+      await b.handle.thumbprint(),
+    );
   });
 
   it('a crafted token set bound to another thumbprint is not used: a new one is acquired', async () => {
@@ -361,7 +410,11 @@ describe.each([
 
   it('a crafted DPoP token set without dpopJkt is not sent as Bearer by a manager without dpop either', async () => {
     const store = new MemoryTokenStore();
-    await store.set('default', { accessToken: 'crafted-unbound-dpop-token', tokenType: 'DPoP', expiresAt: Math.floor(Date.now() / 1000) + 3600 });
+    await store.set('default', {
+      accessToken: 'crafted-unbound-dpop-token',
+      tokenType: 'DPoP',
+      expiresAt: Math.floor(Date.now() / 1000) + 3600,
+    });
     secrets.add('crafted-unbound-dpop-token');
     const plain = track(new TokenManager({ client, store, grant: 'client_credentials', namespace: '' }));
 
@@ -385,12 +438,20 @@ describe.each([
 
   it('storeTokens({ token_type: "dpop" }) in a DPoP manager: sent with the DPoP scheme and a proof', async () => {
     const { manager, handle } = await dpopManager();
-    await manager.storeTokens({ access_token: 'lowercase-dpop-token-2', token_type: 'dpop', expires_in: 300 });
+    await manager.storeTokens({
+      access_token: 'lowercase-dpop-token-2',
+      token_type: 'dpop',
+      expires_in: 300,
+    });
     secrets.add('lowercase-dpop-token-2');
 
     await (await manager.fetch(api())).arrayBuffer();
 
-    expect(apiRequests()[0]).toMatchObject({ scheme: 'DPoP', token: 'lowercase-dpop-token-2', proof: expect.any(String) });
+    expect(apiRequests()[0]).toMatchObject({
+      scheme: 'DPoP',
+      token: 'lowercase-dpop-token-2',
+      proof: expect.any(String),
+    });
     expect((await manager.getTokens())?.dpopJkt).toBe(await handle.thumbprint());
   });
 
@@ -405,7 +466,11 @@ describe.each([
 
     // token.stored, token.introspected, token.expired, token.refreshed, token.revoked, token.cleared.
     let nowMs = Date.now();
-    const { manager: user, handle } = await dpopManager({ dpop: flowKey, grant: undefined, now: () => nowMs });
+    const { manager: user, handle } = await dpopManager({
+      dpop: flowKey,
+      grant: undefined,
+      now: () => nowMs,
+    });
     const stored = await user.storeTokens(response);
     expect(stored).toMatchObject({ tokenType: 'DPoP', dpopJkt: await handle.thumbprint() });
     await expect(user.introspectToken()).resolves.toMatchObject({ active: true });
@@ -418,7 +483,12 @@ describe.each([
     await user.revokeTokens();
 
     // refresh.failed and token.cleared (invalid_grant): the revoked refresh token.
-    await user.storeTokens({ access_token: revokedTokens!.accessToken, token_type: 'DPoP', refresh_token: revokedTokens!.refreshToken!, expires_in: 300 });
+    await user.storeTokens({
+      access_token: revokedTokens!.accessToken,
+      token_type: 'DPoP',
+      refresh_token: revokedTokens!.refreshToken!,
+      expires_in: 300,
+    });
     const error = await rejection(user.refreshTokens());
     expect(error).toBeInstanceOf(OAuthError);
     expect(error).toMatchObject({ error: 'invalid_grant' });
@@ -427,7 +497,9 @@ describe.each([
     // token.acquired (client credentials), store.failed.
     const { manager: machine } = await dpopManager();
     remember(await machine.refreshTokens());
-    const broken = track(new TokenManager({ client, store: new FailingStore(), grant: 'client_credentials', dpop: handle }));
+    const broken = track(
+      new TokenManager({ client, store: new FailingStore(), grant: 'client_credentials', dpop: handle }),
+    );
     await expect(broken.getValidAccessToken()).rejects.toBeInstanceOf(TokenStoreError);
 
     const seen = new Set(events.map((e) => e.name));
@@ -453,7 +525,11 @@ function assertNoSecretInEvents(): void {
   const values = [...secrets].filter((s) => s.length >= 8);
   expect(values.length).toBeGreaterThan(10);
   for (const { name, payload } of events) {
-    const renderings = [JSON.stringify(payload), inspect(payload, { depth: Infinity }), inspect(payload, { depth: Infinity, showHidden: true })];
+    const renderings = [
+      JSON.stringify(payload),
+      inspect(payload, { depth: Infinity }),
+      inspect(payload, { depth: Infinity, showHidden: true }),
+    ];
     for (const rendering of renderings) {
       for (const secret of values) {
         if (rendering.includes(secret)) throw new Error(`${name} payload contains a secret: ${rendering}`);

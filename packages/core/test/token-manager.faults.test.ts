@@ -80,7 +80,12 @@ describe('a store write that fails once after a rotating refresh loses nothing (
     ['MemoryTokenStore', () => new MemoryTokenStore()],
   ])('%s', async (_kind, makeStore) => {
     const store = failingWrites(makeStore());
-    const manager = new TokenManager({ client, namespace: '', store, retry: { minDelayMs: 10, maxDelayMs: 20 } });
+    const manager = new TokenManager({
+      client,
+      namespace: '',
+      store,
+      retry: { minDelayMs: 10, maxDelayMs: 20 },
+    });
     const events = record(manager);
     await manager.storeTokens((await userTokens()) as never);
     server.resetStats();
@@ -108,7 +113,12 @@ describe('a store write that fails once after a rotating refresh loses nothing (
   it('the failed write is retried in the background until the store has the newest set', async () => {
     const inner = plainStore();
     const store = failingWrites(inner);
-    const manager = new TokenManager({ client, namespace: '', store, retry: { minDelayMs: 5, maxDelayMs: 10 } });
+    const manager = new TokenManager({
+      client,
+      namespace: '',
+      store,
+      retry: { minDelayMs: 5, maxDelayMs: 10 },
+    });
     await manager.storeTokens((await userTokens()) as never);
     store.failNextSets(3);
     const renewed = await manager.refreshTokens();
@@ -119,7 +129,12 @@ describe('a store write that fails once after a rotating refresh loses nothing (
   it('a failed storeTokens() rejects, yet the tokens are served and written back', async () => {
     const inner = plainStore();
     const store = failingWrites(inner);
-    const manager = new TokenManager({ client, namespace: '', store, retry: { minDelayMs: 5, maxDelayMs: 10 } });
+    const manager = new TokenManager({
+      client,
+      namespace: '',
+      store,
+      retry: { minDelayMs: 5, maxDelayMs: 10 },
+    });
     const issued = await userTokens();
     store.failNextSets(1);
     expect(await rejection(manager.storeTokens(issued as never))).toBeInstanceOf(TokenStoreError);
@@ -141,7 +156,12 @@ describe('a store that lost its data', () => {
       set: (key, tokens) => store.set(key, tokens),
       delete: (key) => store.delete(key),
     };
-    const manager = new TokenManager({ client, namespace: '', store: flaky, retry: { minDelayMs: 5, maxDelayMs: 10 } });
+    const manager = new TokenManager({
+      client,
+      namespace: '',
+      store: flaky,
+      retry: { minDelayMs: 5, maxDelayMs: 10 },
+    });
     const issued = await userTokens();
     await manager.storeTokens(issued as never);
     down = true;
@@ -206,7 +226,12 @@ describe('what a store hands back is checked', () => {
   });
 
   it('null is a missing key (regression: a raw TypeError)', async () => {
-    const manager = new TokenManager({ client, namespace: '', store: storeReturning(null), grant: 'client_credentials' });
+    const manager = new TokenManager({
+      client,
+      namespace: '',
+      store: storeReturning(null),
+      grant: 'client_credentials',
+    });
     await expect(manager.getValidAccessToken()).resolves.toEqual(expect.any(String));
     await manager.close();
   });
@@ -220,7 +245,12 @@ describe('what a store hands back is checked', () => {
   ])(
     '%s is a TokenStoreError, never a token (regression: { accessToken: 5 } was handed out)',
     async (_case, value) => {
-      const manager = new TokenManager({ client, namespace: '', store: storeReturning(value), grant: 'client_credentials' });
+      const manager = new TokenManager({
+        client,
+        namespace: '',
+        store: storeReturning(value),
+        grant: 'client_credentials',
+      });
       const failures: string[] = [];
       manager.on('store.failed', ({ operation }) => failures.push(operation));
       const error = await rejection(manager.getValidAccessToken());
@@ -465,7 +495,12 @@ describe('close()', () => {
   it('tries once more to write back a token set the store does not have', async () => {
     const inner = plainStore();
     const store = failingWrites(inner);
-    const manager = new TokenManager({ client, namespace: '', store, retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } });
+    const manager = new TokenManager({
+      client,
+      namespace: '',
+      store,
+      retry: { minDelayMs: 60_000, maxDelayMs: 60_000 },
+    });
     await manager.storeTokens((await userTokens()) as never);
     store.failNextSets(1);
     const renewed = await manager.refreshTokens(); // the write fails; the next try would be a minute away

@@ -10,8 +10,22 @@ import { inspect } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import axios from 'axios';
 import type { AxiosInstance, AxiosResponse } from 'axios';
-import { Client, ConfigurationError, OAuthError, TokenManager, TokenStoreError, attachTokenManager, findChallenge } from '@tessera/core';
-import type { TokenHandle, TokenManagerEventName, TokenManagerOptions, TokenSet, TokenStore } from '@tessera/core';
+import {
+  Client,
+  ConfigurationError,
+  OAuthError,
+  TokenManager,
+  TokenStoreError,
+  attachTokenManager,
+  findChallenge,
+} from '@tessera/core';
+import type {
+  TokenHandle,
+  TokenManagerEventName,
+  TokenManagerOptions,
+  TokenSet,
+  TokenStore,
+} from '@tessera/core';
 import { startTestServer } from '@tessera/testing';
 import type { TestServer } from '@tessera/testing';
 import { json, startFakeServer } from './support/fake-server.js';
@@ -60,7 +74,11 @@ const issueToken: Handler = (_request, response) => {
 };
 
 /** What the resource server does with a request, given the token it carried. */
-type Behaviour = (request: RecordedRequest, response: ServerResponse, token: string | undefined) => void | Promise<void>;
+type Behaviour = (
+  request: RecordedRequest,
+  response: ServerResponse,
+  token: string | undefined,
+) => void | Promise<void>;
 const ok: Behaviour = (request, response) => json(response, 200, { ok: true, body: request.body });
 let behaviour: Behaviour = ok;
 
@@ -70,14 +88,22 @@ function tokenOf(request: RecordedRequest): string | undefined {
 }
 
 /** The resource server's answer to the tokens in `rejected` (every token when it is `'all'`). */
-function reject(rejected: ReadonlySet<string> | 'all', status: number, headers: Record<string, string> = {}, body: unknown = { error: 'rejected' }): Behaviour {
+function reject(
+  rejected: ReadonlySet<string> | 'all',
+  status: number,
+  headers: Record<string, string> = {},
+  body: unknown = { error: 'rejected' },
+): Behaviour {
   return (request, response, token) => {
-    if (rejected === 'all' || (token !== undefined && rejected.has(token))) json(response, status, body, headers);
+    if (rejected === 'all' || (token !== undefined && rejected.has(token)))
+      json(response, status, body, headers);
     else ok(request, response, token);
   };
 }
 
-const INVALID_TOKEN = { 'www-authenticate': 'Bearer realm="api", error="invalid_token", error_description="expired"' };
+const INVALID_TOKEN = {
+  'www-authenticate': 'Bearer realm="api", error="invalid_token", error_description="expired"',
+};
 
 const api = (): string => `${rs.url}/api`;
 const apiRequests = (): RecordedRequest[] => rs.requestsTo('/api');
@@ -87,7 +113,9 @@ const tokenRequests = (): number => authServer.stats().token;
 beforeAll(async () => {
   [authServer, tokenServer, rs] = await Promise.all([
     startTestServer(),
-    startFakeServer({ '/token': (request, response) => (tokenScript.shift() ?? issueToken)(request, response) }),
+    startFakeServer({
+      '/token': (request, response) => (tokenScript.shift() ?? issueToken)(request, response),
+    }),
     startFakeServer({
       '/api': (request, response) => {
         const token = tokenOf(request);
@@ -100,7 +128,11 @@ beforeAll(async () => {
   secrets.add(authServer.clients.basic.client_secret!);
   fakeClient = new Client(
     { issuer: tokenServer.url, token_endpoint: `${tokenServer.url}/token` },
-    { client_id: 'fake-client', client_secret: FAKE_CLIENT_SECRET, token_endpoint_auth_method: 'client_secret_basic' },
+    {
+      client_id: 'fake-client',
+      client_secret: FAKE_CLIENT_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
   );
   secrets.add(FAKE_CLIENT_SECRET);
 });
@@ -147,10 +179,15 @@ const viaFetch: Caller = {
     async request(url, init = {}) {
       const response = await target.fetch(url, {
         method: init.method ?? 'GET',
-        ...(init.body === undefined ? {} : { body: JSON.stringify(init.body), headers: { 'content-type': 'application/json' } }),
+        ...(init.body === undefined
+          ? {}
+          : { body: JSON.stringify(init.body), headers: { 'content-type': 'application/json' } }),
       });
       await response.arrayBuffer();
-      return { status: response.status, wwwAuthenticate: response.headers.get('www-authenticate') ?? undefined };
+      return {
+        status: response.status,
+        wwwAuthenticate: response.headers.get('www-authenticate') ?? undefined,
+      };
     },
     close: () => undefined,
   }),
@@ -189,11 +226,18 @@ function viaAxios(name: string, instance: () => AxiosInstance): Caller {
 
 const callers: Caller[] = [
   viaFetch,
-  viaAxios('attachTokenManager(axios), every status resolves', () => axios.create({ validateStatus: () => true })),
+  viaAxios('attachTokenManager(axios), every status resolves', () =>
+    axios.create({ validateStatus: () => true }),
+  ),
   viaAxios('attachTokenManager(axios), default validateStatus', () => axios.create()),
 ];
 
-async function call(caller: Caller, target: Target, url: string, init?: Parameters<Session['request']>[1]): Promise<Outcome> {
+async function call(
+  caller: Caller,
+  target: Target,
+  url: string,
+  init?: Parameters<Session['request']>[1],
+): Promise<Outcome> {
   const session = caller.open(target);
   try {
     return await session.request(url, init);
@@ -268,12 +312,17 @@ describe.each(callers)('$name', (caller) => {
     const manager = machineManager();
     const old = await manager.getValidAccessToken();
     const before = tokenRequests();
-    behaviour = reject(new Set([old]), 403, { 'www-authenticate': 'Bearer error="insufficient_scope", scope="a b"' });
+    behaviour = reject(new Set([old]), 403, {
+      'www-authenticate': 'Bearer error="insufficient_scope", scope="a b"',
+    });
 
     const outcome = await call(caller, manager, api());
 
     expect(outcome.status).toBe(403);
-    expect(findChallenge(outcome.wwwAuthenticate, 'bearer')?.parameters).toMatchObject({ error: 'insufficient_scope', scope: 'a b' });
+    expect(findChallenge(outcome.wwwAuthenticate, 'bearer')?.parameters).toMatchObject({
+      error: 'insufficient_scope',
+      scope: 'a b',
+    });
     expect(tokenRequests() - before).toBe(0);
     expect(sentTokens()).toEqual([old]);
     await expect(manager.getValidAccessToken()).resolves.toBe(old);
@@ -347,9 +396,17 @@ describe.each(callers)('$name', (caller) => {
 
   it('a refresh failing with invalid_grant rejects with that OAuthError and clears the key', async () => {
     const manager = track(new TokenManager({ client: fakeClient }));
-    await manager.storeTokens({ access_token: 'user-at-1', token_type: 'Bearer', refresh_token: 'user-rt-1', expires_in: 300 });
+    await manager.storeTokens({
+      access_token: 'user-at-1',
+      token_type: 'Bearer',
+      refresh_token: 'user-rt-1',
+      expires_in: 300,
+    });
     secrets.add('user-at-1').add('user-rt-1');
-    tokenScript = [(_request, response) => json(response, 400, { error: 'invalid_grant', error_description: 'refresh token revoked' })];
+    tokenScript = [
+      (_request, response) =>
+        json(response, 400, { error: 'invalid_grant', error_description: 'refresh token revoked' }),
+    ];
     behaviour = reject(new Set(['user-at-1']), 401, INVALID_TOKEN);
     const cleared: unknown[] = [];
     manager.on('token.cleared', (event) => cleared.push(event));
@@ -362,7 +419,9 @@ describe.each(callers)('$name', (caller) => {
     expect(cleared).toEqual([{ key: 'default', reason: 'invalid_grant' }]);
     expect(sentTokens()).toEqual(['user-at-1']);
     const refreshes = tokenServer.requestsTo('/token');
-    expect(refreshes.map((r) => [r.form.get('grant_type'), r.form.get('refresh_token')])).toEqual([['refresh_token', 'user-rt-1']]);
+    expect(refreshes.map((r) => [r.form.get('grant_type'), r.form.get('refresh_token')])).toEqual([
+      ['refresh_token', 'user-rt-1'],
+    ]);
   });
 
   // specs/10 §3: "T2 is null (cannot refresh) → return res". A user token without a refresh token,
@@ -425,11 +484,13 @@ describe('manager.fetch() only', () => {
     expect(apiRequests().map((r) => [tokenOf(r), r.body])).toEqual([[old, 'streamed payload']]);
   });
 
-  it('keeps the caller\'s other headers and replaces an Authorization the caller set', async () => {
+  it("keeps the caller's other headers and replaces an Authorization the caller set", async () => {
     const manager = machineManager();
     const token = await manager.getValidAccessToken();
     await manager.fetch(api(), { headers: { authorization: 'Bearer callers-own', 'x-request-id': 'r-1' } });
-    expect(apiRequests().map((r) => [r.headers.authorization, r.headers['x-request-id']])).toEqual([[`Bearer ${token}`, 'r-1']]);
+    expect(apiRequests().map((r) => [r.headers.authorization, r.headers['x-request-id']])).toEqual([
+      [`Bearer ${token}`, 'r-1'],
+    ]);
   });
 });
 
@@ -480,7 +541,10 @@ describe('attachTokenManager() only', () => {
     attachTokenManager(b, manager.for('b', { grant: 'client_credentials' }));
     await a.get(api());
     await b.get(api());
-    expect(sentTokens()).toEqual([await manager.getValidAccessToken(), await manager.for('b', { grant: 'client_credentials' }).getValidAccessToken()]);
+    expect(sentTokens()).toEqual([
+      await manager.getValidAccessToken(),
+      await manager.for('b', { grant: 'client_credentials' }).getValidAccessToken(),
+    ]);
   });
 
   // A Node stream body cannot be replayed either (specs/10 §3: "streams that cannot be replayed →
@@ -545,12 +609,21 @@ describe('events never carry token values or client secrets', () => {
 
     // refresh.failed and token.cleared (invalid_grant).
     const doomed = track(new TokenManager({ client: fakeClient }));
-    remember(await doomed.storeTokens({ access_token: 'doomed-at', token_type: 'Bearer', refresh_token: 'doomed-rt', expires_in: 300 }));
+    remember(
+      await doomed.storeTokens({
+        access_token: 'doomed-at',
+        token_type: 'Bearer',
+        refresh_token: 'doomed-rt',
+        expires_in: 300,
+      }),
+    );
     tokenScript = [(_request, response) => json(response, 400, { error: 'invalid_grant' })];
     await expect(doomed.refreshTokens()).rejects.toMatchObject({ error: 'invalid_grant' });
 
     // store.failed.
-    const broken = track(new TokenManager({ client: fakeClient, store: new FailingStore(), grant: 'client_credentials' }));
+    const broken = track(
+      new TokenManager({ client: fakeClient, store: new FailingStore(), grant: 'client_credentials' }),
+    );
     await expect(broken.getValidAccessToken()).rejects.toBeInstanceOf(TokenStoreError);
 
     const seen = new Set(events.map((e) => e.name));
@@ -559,7 +632,11 @@ describe('events never carry token values or client secrets', () => {
     const values = [...secrets].filter((s) => s.length >= 8);
     expect(values.length).toBeGreaterThan(10);
     for (const { name, payload } of events) {
-      const renderings = [JSON.stringify(payload), inspect(payload, { depth: Infinity }), inspect(payload, { depth: Infinity, showHidden: true })];
+      const renderings = [
+        JSON.stringify(payload),
+        inspect(payload, { depth: Infinity }),
+        inspect(payload, { depth: Infinity, showHidden: true }),
+      ];
       for (const rendering of renderings) {
         for (const secret of values) {
           if (rendering.includes(secret)) throw new Error(`${name} payload contains a secret: ${rendering}`);

@@ -31,7 +31,13 @@ beforeAll(async () => {
   server = await startFakeServer({
     '/jwks': (_r, res) => json(res, 200, { keys: [jwk] }),
     '/token': async (_r, res) =>
-      json(res, 200, { access_token: `at-${nextSub}`, token_type: 'Bearer', expires_in: 300, refresh_token: 'rt-2', id_token: await idToken(nextSub) }),
+      json(res, 200, {
+        access_token: `at-${nextSub}`,
+        token_type: 'Bearer',
+        expires_in: 300,
+        refresh_token: 'rt-2',
+        id_token: await idToken(nextSub),
+      }),
   });
 });
 afterAll(() => server.close());
@@ -45,7 +51,13 @@ const client = () =>
 describe('ID Tokens in refresh responses', () => {
   it('the same subject: the new ID Token is stored', async () => {
     const manager = new TokenManager({ client: client() });
-    await manager.storeTokens({ access_token: 'at-0', token_type: 'Bearer', expires_in: 300, refresh_token: 'rt-1', id_token: await idToken('alice') });
+    await manager.storeTokens({
+      access_token: 'at-0',
+      token_type: 'Bearer',
+      expires_in: 300,
+      refresh_token: 'rt-1',
+      id_token: await idToken('alice'),
+    });
     nextSub = 'alice';
     const refreshed = await manager.refreshTokens();
     expect(refreshed).toMatchObject({ accessToken: 'at-alice', refreshToken: 'rt-2' });
@@ -57,13 +69,23 @@ describe('ID Tokens in refresh responses', () => {
     const failures: unknown[] = [];
     manager.on('refresh.failed', (event) => failures.push(event));
     const original = await idToken('alice');
-    await manager.storeTokens({ access_token: 'at-0', token_type: 'Bearer', expires_in: 300, refresh_token: 'rt-1', id_token: original });
+    await manager.storeTokens({
+      access_token: 'at-0',
+      token_type: 'Bearer',
+      expires_in: 300,
+      refresh_token: 'rt-1',
+      id_token: original,
+    });
     nextSub = 'mallory';
     const error = await rejection(manager.refreshTokens());
     expect(error).toBeInstanceOf(IdTokenError);
     expect(error).toMatchObject({ check: 'sub' });
     expect(failures).toEqual([expect.objectContaining({ key: 'default', cleared: false })]);
-    await expect(manager.getTokens()).resolves.toMatchObject({ accessToken: 'at-0', refreshToken: 'rt-1', idToken: original });
+    await expect(manager.getTokens()).resolves.toMatchObject({
+      accessToken: 'at-0',
+      refreshToken: 'rt-1',
+      idToken: original,
+    });
     await manager.close();
   });
 });

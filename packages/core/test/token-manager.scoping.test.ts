@@ -4,7 +4,14 @@
  * never run the manager's grant. Against the real authorization server (oidc-provider).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { Client, ConfigurationError, InternalError, MemoryTokenStore, TokenManager, TokenManagerError } from '@tessera/core';
+import {
+  Client,
+  ConfigurationError,
+  InternalError,
+  MemoryTokenStore,
+  TokenManager,
+  TokenManagerError,
+} from '@tessera/core';
 import type { TesseraError } from '@tessera/core';
 import { startTestServer } from '@tessera/testing';
 import type { TestServer } from '@tessera/testing';
@@ -33,7 +40,7 @@ function track(manager: TokenManager): TokenManager {
 const tokenRequests = (): number => server.stats().token;
 
 describe('managers sharing one store', () => {
-  it('of two clients never see each other\'s tokens (regression: the second got the first one\'s token set)', async () => {
+  it("of two clients never see each other's tokens (regression: the second got the first one's token set)", async () => {
     const store = plainStore();
     const a = track(new TokenManager({ client: basic, store, grant: 'client_credentials' }));
     const b = track(new TokenManager({ client: post, store, grant: 'client_credentials' }));
@@ -47,10 +54,22 @@ describe('managers sharing one store', () => {
     expect((await b.getTokens())?.clientId).toBe('post-client');
   });
 
-  it('of one client with different scopes never see each other\'s tokens', async () => {
+  it("of one client with different scopes never see each other's tokens", async () => {
     const store = new MemoryTokenStore();
-    const read = track(new TokenManager({ client: basic, store, grant: { type: 'client_credentials', parameters: { scope: 'api:read' } } }));
-    const write = track(new TokenManager({ client: basic, store, grant: { type: 'client_credentials', parameters: { scope: 'api:write' } } }));
+    const read = track(
+      new TokenManager({
+        client: basic,
+        store,
+        grant: { type: 'client_credentials', parameters: { scope: 'api:read' } },
+      }),
+    );
+    const write = track(
+      new TokenManager({
+        client: basic,
+        store,
+        grant: { type: 'client_credentials', parameters: { scope: 'api:write' } },
+      }),
+    );
     server.resetStats();
     const readToken = await read.getValidAccessToken();
     const writeToken = await write.getValidAccessToken();
@@ -60,9 +79,12 @@ describe('managers sharing one store', () => {
     expect((await write.getTokens())?.scope).toBe('api:write');
   });
 
-  it('of one client with different resources or audiences never see each other\'s tokens', async () => {
+  it("of one client with different resources or audiences never see each other's tokens", async () => {
     const store = plainStore();
-    const grant = (audience: string) => ({ type: 'client_credentials', parameters: { scope: 'api:read', audience } });
+    const grant = (audience: string) => ({
+      type: 'client_credentials',
+      parameters: { scope: 'api:read', audience },
+    });
     const one = track(new TokenManager({ client: basic, store, grant: grant('https://one.example') }));
     const two = track(new TokenManager({ client: basic, store, grant: grant('https://two.example') }));
     await one.getValidAccessToken();
@@ -72,10 +94,26 @@ describe('managers sharing one store', () => {
 
   it('with the same client and grant share their tokens (a fleet of one service: one request)', async () => {
     const store = plainStore();
-    const grant = { type: 'client_credentials', parameters: { scope: 'api:read', audience: ['https://b', 'https://a'] } };
+    const grant = {
+      type: 'client_credentials',
+      parameters: { scope: 'api:read', audience: ['https://b', 'https://a'] },
+    };
     const first = track(new TokenManager({ client: basic, store, grant }));
     // The same grant written differently: parameters in another order, as URLSearchParams.
-    const second = track(new TokenManager({ client: basic, store, grant: { type: 'client_credentials', parameters: new URLSearchParams([['audience', 'https://a'], ['scope', 'api:read'], ['audience', 'https://b']]) } }));
+    const second = track(
+      new TokenManager({
+        client: basic,
+        store,
+        grant: {
+          type: 'client_credentials',
+          parameters: new URLSearchParams([
+            ['audience', 'https://a'],
+            ['scope', 'api:read'],
+            ['audience', 'https://b'],
+          ]),
+        },
+      }),
+    );
     const token = await first.getValidAccessToken();
     server.resetStats();
     await expect(second.getValidAccessToken()).resolves.toBe(token);
@@ -83,19 +121,27 @@ describe('managers sharing one store', () => {
     expect([...store.data.keys()]).toEqual([expect.stringMatching(/^[\w-]{12}:default$/)]);
   });
 
-  it('keys are `${namespace}:${key}`, bare with namespace \'\'', async () => {
+  it("keys are `${namespace}:${key}`, bare with namespace ''", async () => {
     const store = plainStore();
-    const named = track(new TokenManager({ client: basic, store, grant: 'client_credentials', namespace: 'billing' }));
-    const bare = track(new TokenManager({ client: post, store, grant: 'client_credentials', namespace: '', key: 'svc' }));
+    const named = track(
+      new TokenManager({ client: basic, store, grant: 'client_credentials', namespace: 'billing' }),
+    );
+    const bare = track(
+      new TokenManager({ client: post, store, grant: 'client_credentials', namespace: '', key: 'svc' }),
+    );
     await named.getValidAccessToken();
     await bare.getValidAccessToken();
     expect([...store.data.keys()].sort()).toEqual(['billing:default', 'svc']);
   });
 
-  it('a token set of another client under the manager\'s key is refused: never served, never overwritten', async () => {
+  it("a token set of another client under the manager's key is refused: never served, never overwritten", async () => {
     const store = plainStore();
-    const a = track(new TokenManager({ client: basic, store, grant: 'client_credentials', namespace: 'shared' }));
-    const b = track(new TokenManager({ client: post, store, grant: 'client_credentials', namespace: 'shared' }));
+    const a = track(
+      new TokenManager({ client: basic, store, grant: 'client_credentials', namespace: 'shared' }),
+    );
+    const b = track(
+      new TokenManager({ client: post, store, grant: 'client_credentials', namespace: 'shared' }),
+    );
     const tokenOfA = await a.getValidAccessToken();
     server.resetStats();
     const seen: string[] = [];
@@ -116,25 +162,41 @@ describe('managers sharing one store', () => {
     await expect(a.getValidAccessToken()).resolves.toBe(tokenOfA);
   });
 
-  it('a token set recording another issuer is refused, and so is an older set whose ID Token is another client\'s', async () => {
+  it("a token set recording another issuer is refused, and so is an older set whose ID Token is another client's", async () => {
     const store = plainStore();
     const manager = track(new TokenManager({ client: basic, store, namespace: '' }));
     const future = Math.floor(Date.now() / 1000) + 3600;
-    store.data.set('default', { accessToken: 'at-elsewhere', tokenType: 'Bearer', expiresAt: future, issuer: 'https://other.example', clientId: 'basic-client' });
+    store.data.set('default', {
+      accessToken: 'at-elsewhere',
+      tokenType: 'Bearer',
+      expiresAt: future,
+      issuer: 'https://other.example',
+      clientId: 'basic-client',
+    });
     expect((await rejection(manager.getValidAccessToken())).message).toContain('"https://other.example"');
 
     const user = await server.issueUserTokens('post');
-    store.data.set('default', { accessToken: 'at-legacy', tokenType: 'Bearer', expiresAt: future, idToken: user.id_token! }); // no issuer, no clientId
+    store.data.set('default', {
+      accessToken: 'at-legacy',
+      tokenType: 'Bearer',
+      expiresAt: future,
+      idToken: user.id_token!,
+    }); // no issuer, no clientId
     expect(await rejection(manager.getValidAccessToken())).toBeInstanceOf(ConfigurationError);
 
     const own = await server.issueUserTokens('basic');
-    store.data.set('default', { accessToken: 'at-legacy-own', tokenType: 'Bearer', expiresAt: future, idToken: own.id_token! });
+    store.data.set('default', {
+      accessToken: 'at-legacy-own',
+      tokenType: 'Bearer',
+      expiresAt: future,
+      idToken: own.id_token!,
+    });
     await expect(manager.getValidAccessToken()).resolves.toBe('at-legacy-own');
   });
 });
 
 describe('manager.for(key)', () => {
-  it('without a grant of its own never runs the manager\'s grant: NO_TOKENS, no request (regression: it got a client-credentials token)', async () => {
+  it("without a grant of its own never runs the manager's grant: NO_TOKENS, no request (regression: it got a client-credentials token)", async () => {
     const manager = track(new TokenManager({ client: basic, grant: 'client_credentials' }));
     server.resetStats();
     const bob = manager.for('user:bob');
@@ -144,7 +206,9 @@ describe('manager.for(key)', () => {
     expect(error.message).toContain('manager.for(key, { grant })');
     expect(await rejection(bob.refreshTokens())).toMatchObject({ code: 'NO_TOKENS' });
     expect(await rejection(bob.introspectToken())).toMatchObject({ code: 'NO_TOKENS' });
-    expect((await bob.fetch('http://127.0.0.1:9/never').catch((e: unknown) => e)) as TesseraError).toMatchObject({ code: 'NO_TOKENS' });
+    expect(
+      (await bob.fetch('http://127.0.0.1:9/never').catch((e: unknown) => e)) as TesseraError,
+    ).toMatchObject({ code: 'NO_TOKENS' });
     expect(tokenRequests()).toBe(0);
 
     // Stored user tokens are what such a handle serves.
@@ -157,15 +221,23 @@ describe('manager.for(key)', () => {
     const store = plainStore();
     const manager = track(new TokenManager({ client: basic, store, grant: 'client_credentials' }));
     const acquired: Array<{ key: string; grantType: string; scope?: string }> = [];
-    manager.on('token.acquired', ({ key, grantType, scope }) => acquired.push({ key, grantType, ...(scope === undefined ? {} : { scope }) }));
+    manager.on('token.acquired', ({ key, grantType, scope }) =>
+      acquired.push({ key, grantType, ...(scope === undefined ? {} : { scope }) }),
+    );
     const own = await manager.getValidAccessToken();
-    const tenant = manager.for('tenant:acme', { grant: { type: 'client_credentials', parameters: { scope: 'api:write' } } });
+    const tenant = manager.for('tenant:acme', {
+      grant: { type: 'client_credentials', parameters: { scope: 'api:write' } },
+    });
     server.resetStats();
     const tenantToken = await tenant.getValidAccessToken();
     expect(tenantToken).not.toBe(own);
     expect(tokenRequests()).toBe(1);
     // A second handle for the same key and grant is the same key: no request.
-    await expect(manager.for('tenant:acme', { grant: { type: 'client_credentials', parameters: { scope: 'api:write' } } }).getValidAccessToken()).resolves.toBe(tenantToken);
+    await expect(
+      manager
+        .for('tenant:acme', { grant: { type: 'client_credentials', parameters: { scope: 'api:write' } } })
+        .getValidAccessToken(),
+    ).resolves.toBe(tenantToken);
     expect(tokenRequests()).toBe(1);
     expect(acquired).toEqual([
       { key: 'default', grantType: 'client_credentials' },
@@ -178,15 +250,17 @@ describe('manager.for(key)', () => {
     const manager = track(new TokenManager({ client: basic, grant: 'client_credentials' }));
     const token = await manager.getValidAccessToken();
     await expect(manager.for('default').getValidAccessToken()).resolves.toBe(token);
-    expect(() => manager.for('default', { grant: { type: 'client_credentials', parameters: { scope: 'api:write' } } })).toThrow(
-      /the manager's own key/,
-    );
+    expect(() =>
+      manager.for('default', { grant: { type: 'client_credentials', parameters: { scope: 'api:write' } } }),
+    ).toThrow(/the manager's own key/);
   });
 
   it('with an explicit namespace, one key cannot serve two grants', () => {
     const manager = track(new TokenManager({ client: basic, namespace: 'svc' }));
     manager.for('t', { grant: 'client_credentials' });
-    expect(() => manager.for('t', { grant: { type: 'client_credentials', parameters: { scope: 'api:read' } } })).toThrow(ConfigurationError);
+    expect(() =>
+      manager.for('t', { grant: { type: 'client_credentials', parameters: { scope: 'api:read' } } }),
+    ).toThrow(ConfigurationError);
     expect(() => manager.for('t')).toThrow(/already used with another grant/);
   });
 
@@ -200,7 +274,17 @@ describe('manager.for(key)', () => {
 describe('failure codes', () => {
   it('a grant whose parameters function throws is INTERNAL, with the original as its cause', async () => {
     const bug = new TypeError('cannot read properties of undefined');
-    const manager = track(new TokenManager({ client: basic, grant: { type: 'client_credentials', parameters: () => { throw bug; } } }));
+    const manager = track(
+      new TokenManager({
+        client: basic,
+        grant: {
+          type: 'client_credentials',
+          parameters: () => {
+            throw bug;
+          },
+        },
+      }),
+    );
     const failures: TesseraError[] = [];
     manager.on('refresh.failed', ({ error }) => failures.push(error));
     const error = await rejection(manager.getValidAccessToken());

@@ -61,7 +61,11 @@ describe('with a scripted token endpoint', () => {
   // A long timeout: under fake timers, advancing the clock must not time out a request in flight.
   const newClient = () =>
     new Client(
-      { issuer: server.url, token_endpoint: `${server.url}/token`, revocation_endpoint: `${server.url}/revoke` },
+      {
+        issuer: server.url,
+        token_endpoint: `${server.url}/token`,
+        revocation_endpoint: `${server.url}/revoke`,
+      },
       { client_id: 'svc', client_secret: 'svc-secret', token_endpoint_auth_method: 'client_secret_post' },
       { retry: { retries: 0 }, timeoutMs: 24 * 3600_000 },
     );
@@ -75,7 +79,10 @@ describe('with a scripted token endpoint', () => {
       await expect(manager.getValidAccessToken()).resolves.toBe('at-1');
       expect(tokenRequests()).toBe(1);
       expect(events).toEqual([
-        { name: 'token.acquired', payload: { key: 'default', expiresAt: T0 / 1000 + 3600, grantType: 'client_credentials' } },
+        {
+          name: 'token.acquired',
+          payload: { key: 'default', expiresAt: T0 / 1000 + 3600, grantType: 'client_credentials' },
+        },
       ]);
       await manager.close();
     });
@@ -84,7 +91,10 @@ describe('with a scripted token endpoint', () => {
       let n = 0;
       const manager = new TokenManager({
         client: newClient(),
-        grant: { type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', parameters: async () => ({ assertion: `a-${++n}`, scope: 'api' }) },
+        grant: {
+          type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+          parameters: async () => ({ assertion: `a-${++n}`, scope: 'api' }),
+        },
         now,
       });
       const events = record(manager);
@@ -92,7 +102,9 @@ describe('with a scripted token endpoint', () => {
       clock += 3600_000;
       await manager.getValidAccessToken();
       expect(server.requestsTo('/token').map((r) => r.form.get('assertion'))).toEqual(['a-1', 'a-2']);
-      expect(events[0]).toMatchObject({ payload: { scope: 'api', grantType: 'urn:ietf:params:oauth:grant-type:jwt-bearer' } });
+      expect(events[0]).toMatchObject({
+        payload: { scope: 'api', grantType: 'urn:ietf:params:oauth:grant-type:jwt-bearer' },
+      });
       await manager.close();
     });
 
@@ -113,7 +125,9 @@ describe('with a scripted token endpoint', () => {
       const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', now });
       const slow = manager.for('slow', { grant: 'client_credentials' }).getValidAccessToken();
       while (tokenRequests() < 1) await new Promise((r) => setImmediate(r));
-      await expect(manager.for('fast', { grant: 'client_credentials' }).getValidAccessToken()).resolves.toBe('at-1');
+      await expect(manager.for('fast', { grant: 'client_credentials' }).getValidAccessToken()).resolves.toBe(
+        'at-1',
+      );
       parked.forEach((release) => release());
       await expect(slow).resolves.toBe('at-2');
       await manager.close();
@@ -125,7 +139,12 @@ describe('with a scripted token endpoint', () => {
       ['one second less than the skew: still served, and renewed behind it', 59, 2],
       ['one second left: still served, and renewed behind it', 1, 2],
     ])('%s', async (_name, secondsLeft, requests) => {
-      const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', now, refreshSkewSeconds: 60 });
+      const manager = new TokenManager({
+        client: newClient(),
+        grant: 'client_credentials',
+        now,
+        refreshSkewSeconds: 60,
+      });
       await manager.getValidAccessToken();
       clock = T0 + (3600 - secondsLeft) * 1000;
       await expect(manager.getValidAccessToken()).resolves.toBe('at-1');
@@ -203,14 +222,30 @@ describe('with a scripted token endpoint', () => {
   });
 
   describe('user tokens kept alive by their refresh token', () => {
-    const stored = { access_token: 'user-at', token_type: 'bearer', expires_in: 600, refresh_token: 'rt-1', scope: 'openid api' };
+    const stored = {
+      access_token: 'user-at',
+      token_type: 'bearer',
+      expires_in: 600,
+      refresh_token: 'rt-1',
+      scope: 'openid api',
+    };
 
     it('storeTokens keeps a token set and emits token.stored', async () => {
       const manager = new TokenManager({ client: newClient(), now });
       const events = record(manager);
       const tokens = await manager.storeTokens(stored);
-      expect(tokens).toMatchObject({ accessToken: 'user-at', tokenType: 'Bearer', refreshToken: 'rt-1', expiresAt: T0 / 1000 + 600 });
-      expect(events).toEqual([{ name: 'token.stored', payload: { key: 'default', expiresAt: T0 / 1000 + 600, scope: 'openid api' } }]);
+      expect(tokens).toMatchObject({
+        accessToken: 'user-at',
+        tokenType: 'Bearer',
+        refreshToken: 'rt-1',
+        expiresAt: T0 / 1000 + 600,
+      });
+      expect(events).toEqual([
+        {
+          name: 'token.stored',
+          payload: { key: 'default', expiresAt: T0 / 1000 + 600, scope: 'openid api' },
+        },
+      ]);
       expect(inspect(tokens)).not.toContain('rt-1');
       await manager.close();
     });
@@ -222,7 +257,11 @@ describe('with a scripted token endpoint', () => {
       script = [tokenReply(), tokenReply({ refresh_token: 'rt-2' })];
       clock += 600_000;
       await manager.getValidAccessToken();
-      expect(await manager.getTokens()).toMatchObject({ accessToken: 'at-1', refreshToken: 'rt-1', scope: 'openid api' });
+      expect(await manager.getTokens()).toMatchObject({
+        accessToken: 'at-1',
+        refreshToken: 'rt-1',
+        scope: 'openid api',
+      });
       clock += 3600_000;
       await manager.getValidAccessToken();
       expect(await manager.getTokens()).toMatchObject({ accessToken: 'at-2', refreshToken: 'rt-2' });
@@ -258,7 +297,11 @@ describe('with a scripted token endpoint', () => {
 
     it('without tokens or a grant: TokenManagerError NO_TOKENS, no request', async () => {
       const manager = new TokenManager({ client: newClient(), now });
-      expect(await rejection(manager.getValidAccessToken())).toMatchObject({ name: 'TokenManagerError', code: 'NO_TOKENS', key: 'default' });
+      expect(await rejection(manager.getValidAccessToken())).toMatchObject({
+        name: 'TokenManagerError',
+        code: 'NO_TOKENS',
+        key: 'default',
+      });
       expect(tokenRequests()).toBe(0);
       await manager.close();
     });
@@ -272,13 +315,18 @@ describe('with a scripted token endpoint', () => {
         { tokenTypeHint: 'refresh_token', revoked: true },
         { tokenTypeHint: 'access_token', revoked: true },
       ]);
-      expect(server.requestsTo('/revoke').map((r) => [r.form.get('token'), r.form.get('token_type_hint')])).toEqual([
+      expect(
+        server.requestsTo('/revoke').map((r) => [r.form.get('token'), r.form.get('token_type_hint')]),
+      ).toEqual([
         ['rt-1', 'refresh_token'],
         ['user-at', 'access_token'],
       ]);
       await expect(manager.getTokens()).resolves.toBeUndefined();
       expect(events.slice(1).map((e) => e.name)).toEqual(['token.revoked', 'token.cleared']);
-      expectNoSecrets(events.map((e) => e.payload), ['rt-1', 'user-at', 'svc-secret']);
+      expectNoSecrets(
+        events.map((e) => e.payload),
+        ['rt-1', 'user-at', 'svc-secret'],
+      );
       await manager.close();
     });
 
@@ -302,9 +350,18 @@ describe('with a scripted token endpoint', () => {
         set: async (key, tokens) => void map.set(key, tokens),
         delete: async (key) => void map.delete(key),
       };
-      const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', store, now, namespace: '' });
+      const manager = new TokenManager({
+        client: newClient(),
+        grant: 'client_credentials',
+        store,
+        now,
+        namespace: '',
+      });
       await manager.getValidAccessToken();
-      expect(JSON.parse(JSON.stringify(map.get('default')))).toMatchObject({ accessToken: 'at-1', tokenType: 'Bearer' });
+      expect(JSON.parse(JSON.stringify(map.get('default')))).toMatchObject({
+        accessToken: 'at-1',
+        tokenType: 'Bearer',
+      });
       // without a change feed the store is read every time: an outside change is seen at once
       map.set('default', { accessToken: 'outside', tokenType: 'Bearer', expiresAt: T0 / 1000 + 3600 });
       await expect(manager.getValidAccessToken()).resolves.toBe('outside');
@@ -324,7 +381,9 @@ describe('with a scripted token endpoint', () => {
       const error = await rejection(manager.getValidAccessToken());
       expect(error).toBeInstanceOf(TokenStoreError);
       expect(error).toMatchObject({ code: 'STORE_ERROR', operation: 'get' });
-      expect(events).toEqual([{ name: 'store.failed', payload: { key: 'default', operation: 'get', error } }]);
+      expect(events).toEqual([
+        { name: 'store.failed', payload: { key: 'default', operation: 'get', error } },
+      ]);
       expect(tokenRequests()).toBe(0);
       await manager.close();
     });
@@ -353,16 +412,23 @@ describe('with a scripted token endpoint', () => {
     });
 
     it('refreshes every key before expiry with one timer, and close() stops it', async () => {
-      const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', autoRefresh: { aheadSeconds: 120 } });
+      const manager = new TokenManager({
+        client: newClient(),
+        grant: 'client_credentials',
+        autoRefresh: { aheadSeconds: 120 },
+      });
       const events = record(manager);
-      await Promise.all(['a', 'b', 'c'].map((key) => manager.for(key, { grant: 'client_credentials' }).getValidAccessToken()));
+      await Promise.all(
+        ['a', 'b', 'c'].map((key) => manager.for(key, { grant: 'client_credentials' }).getValidAccessToken()),
+      );
       // one scheduler timer for every key, plus the process-wide coarse clock of the hot path
       expect(jest.getTimerCount()).toBe(2);
       // at most 10% of 3600 s (capped at 30 s) jitter on top of 120 s ahead
       await jest.advanceTimersByTimeAsync((3600 - 120 - 30) * 1000 - 1);
       expect(events.filter((e) => e.name === 'token.acquired')).toHaveLength(3);
       await jest.advanceTimersByTimeAsync(30_001);
-      while (events.filter((e) => e.name === 'token.acquired').length < 6) await new Promise((r) => setImmediate(r));
+      while (events.filter((e) => e.name === 'token.acquired').length < 6)
+        await new Promise((r) => setImmediate(r));
       expect(tokenRequests()).toBe(6);
       expect(jest.getTimerCount()).toBe(2);
       await manager.close();
@@ -370,7 +436,12 @@ describe('with a scripted token endpoint', () => {
     });
 
     it('retries a transient failure with backoff', async () => {
-      const manager = new TokenManager({ client: newClient(), grant: 'client_credentials', autoRefresh: true, retry: { minDelayMs: 1000, maxDelayMs: 8000 } });
+      const manager = new TokenManager({
+        client: newClient(),
+        grant: 'client_credentials',
+        autoRefresh: true,
+        retry: { minDelayMs: 1000, maxDelayMs: 8000 },
+      });
       const events = record(manager);
       await manager.getValidAccessToken();
       script = [(_r, res) => raw(res, 503, ''), tokenReply()];
@@ -380,7 +451,8 @@ describe('with a scripted token endpoint', () => {
       expect(retryInMs).toBeGreaterThanOrEqual(500);
       expect(retryInMs).toBeLessThanOrEqual(1000);
       await jest.advanceTimersByTimeAsync(retryInMs);
-      while (!events.some((e) => e.name === 'token.acquired' && e !== events[0])) await new Promise((r) => setImmediate(r));
+      while (!events.some((e) => e.name === 'token.acquired' && e !== events[0]))
+        await new Promise((r) => setImmediate(r));
       await expect(manager.getValidAccessToken()).resolves.toBe('at-2');
       await manager.close();
     });
@@ -407,15 +479,27 @@ describe('against the real authorization server', () => {
   afterAll(() => server.close());
 
   it('acquires, introspects and revokes with events that carry no token values', async () => {
-    const manager = new TokenManager({ client, grant: { type: 'client_credentials', parameters: { scope: 'api:read' } } });
+    const manager = new TokenManager({
+      client,
+      grant: { type: 'client_credentials', parameters: { scope: 'api:read' } },
+    });
     const events = record(manager);
     const token = await manager.getValidAccessToken();
     await expect(manager.introspectToken()).resolves.toMatchObject({ active: true, scope: 'api:read' });
     const results = await manager.revokeTokens();
     expect(results).toEqual([{ tokenTypeHint: 'access_token', revoked: true }]);
     await expect(manager.introspectToken(token)).resolves.toEqual({ active: false });
-    expect(events.map((e) => e.name)).toEqual(['token.acquired', 'token.introspected', 'token.revoked', 'token.cleared', 'token.introspected']);
-    expectNoSecrets(events.map((e) => e.payload), [token, server.clients.basic.client_secret!]);
+    expect(events.map((e) => e.name)).toEqual([
+      'token.acquired',
+      'token.introspected',
+      'token.revoked',
+      'token.cleared',
+      'token.introspected',
+    ]);
+    expectNoSecrets(
+      events.map((e) => e.payload),
+      [token, server.clients.basic.client_secret!],
+    );
     await manager.close();
   });
 
@@ -432,7 +516,10 @@ describe('against the real authorization server', () => {
     const refreshed = events.find((e) => e.name === 'token.refreshed')!;
     expect(refreshed.payload).toMatchObject({ key: 'default', rotated: true });
     expect(typeof refreshed.payload.durationMs).toBe('number');
-    expectNoSecrets(events.map((e) => e.payload), [issued.access_token, issued.refresh_token!, token]);
+    expectNoSecrets(
+      events.map((e) => e.payload),
+      [issued.access_token, issued.refresh_token!, token],
+    );
     await manager.close();
   });
 
@@ -449,10 +536,14 @@ describe('against the real authorization server', () => {
     const refreshed: unknown[] = [];
     for (const m of managers) m.on('token.refreshed', (e) => refreshed.push(e));
     // Still valid: every caller is served at once, and the refresh runs behind them, once.
-    const served = await Promise.all(managers.flatMap((m) => Array.from({ length: 50 }, () => m.getValidAccessToken())));
+    const served = await Promise.all(
+      managers.flatMap((m) => Array.from({ length: 50 }, () => m.getValidAccessToken())),
+    );
     expect(new Set(served)).toEqual(new Set([issued.access_token]));
     await until(() => refreshed.length === 1);
-    const tokens = await Promise.all(managers.flatMap((m) => Array.from({ length: 50 }, () => m.getValidAccessToken())));
+    const tokens = await Promise.all(
+      managers.flatMap((m) => Array.from({ length: 50 }, () => m.getValidAccessToken())),
+    );
     await Promise.all(managers.map((m) => m.close()));
     expect(server.stats().token).toBe(1);
     expect(failures).toEqual([]);

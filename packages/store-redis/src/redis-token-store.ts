@@ -70,7 +70,9 @@ export class RedisTokenStore implements TokenStore {
   constructor(options: RedisTokenStoreOptions) {
     checkOptions(options);
     this.#ownsClient = options.client === undefined;
-    this.#client = options.client ?? new Redis(options.url!, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
+    this.#client =
+      options.client ??
+      new Redis(options.url!, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
     if (this.#ownsClient) this.#client.on('error', () => undefined); // failures surface per call
     this.#prefix = options.keyPrefix ?? 'tessera:';
     this.#maxTtlMs = (options.maxTtlSeconds ?? 30 * 24 * 3600) * 1000;
@@ -89,7 +91,9 @@ export class RedisTokenStore implements TokenStore {
     try {
       return { tokens: freezeTokenSet(JSON.parse(json) as TokenSet), version: Number(version) };
     } catch (cause) {
-      throw new TokenStoreError('get', `redis token store: the value of "${key}" is not a token set`, { cause: strip(cause) });
+      throw new TokenStoreError('get', `redis token store: the value of "${key}" is not a token set`, {
+        cause: strip(cause),
+      });
     }
   }
 
@@ -107,16 +111,23 @@ export class RedisTokenStore implements TokenStore {
 
   async lock(key: string, options: { ttlMs: number; waitMs: number }): Promise<StoreLock> {
     const { ttlMs, waitMs } = options;
-    if (!(ttlMs > 0) || !(waitMs >= 0)) throw new TokenStoreError('lock', 'redis token store: ttlMs must be positive and waitMs non-negative');
+    if (!(ttlMs > 0) || !(waitMs >= 0))
+      throw new TokenStoreError('lock', 'redis token store: ttlMs must be positive and waitMs non-negative');
     const lockKey = this.#lockKey(key);
     const owner = randomUUID();
     const deadline = Date.now() + waitMs;
     let listening = false;
     for (;;) {
-      const acquired = await this.#call('lock', () => this.#client.set(lockKey, owner, 'PX', Math.ceil(ttlMs), 'NX'));
+      const acquired = await this.#call('lock', () =>
+        this.#client.set(lockKey, owner, 'PX', Math.ceil(ttlMs), 'NX'),
+      );
       if (acquired === 'OK') return this.#heldLock(key, lockKey, owner);
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new TokenStoreError('lock', `redis token store: the lock of "${key}" was not acquired within ${waitMs} ms`);
+      if (remaining <= 0)
+        throw new TokenStoreError(
+          'lock',
+          `redis token store: the lock of "${key}" was not acquired within ${waitMs} ms`,
+        );
       if (!listening) {
         // Listen for unlocks first, then try once more: no release can slip between the two.
         await this.#call('lock', () => this.#ensureSubscriber());
@@ -138,8 +149,15 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
-  subscribe(listener: (key: string) => void, options: { onReset?: () => void; onDisconnect?: () => void } = {}): () => void {
-    const entry: ChangeListener = { onChange: listener, onReset: options.onReset, onDisconnect: options.onDisconnect };
+  subscribe(
+    listener: (key: string) => void,
+    options: { onReset?: () => void; onDisconnect?: () => void } = {},
+  ): () => void {
+    const entry: ChangeListener = {
+      onChange: listener,
+      onReset: options.onReset,
+      onDisconnect: options.onDisconnect,
+    };
     this.#listeners.add(entry);
     this.#ensureSubscriber().catch(() => entry.onReset?.()); // not listening yet: caches may be stale
     return () => {
@@ -155,7 +173,9 @@ export class RedisTokenStore implements TokenStore {
     for (const waiters of this.#lockWaiters.values()) for (const wake of waiters) wake();
     this.#lockWaiters.clear();
     const connections = [this.#subscriber, this.#ownsClient ? this.#client : undefined];
-    await Promise.all(connections.map((connection) => (connection === undefined ? undefined : closeConnection(connection))));
+    await Promise.all(
+      connections.map((connection) => (connection === undefined ? undefined : closeConnection(connection))),
+    );
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -165,10 +185,16 @@ export class RedisTokenStore implements TokenStore {
     try {
       json = JSON.stringify(tokens);
     } catch (cause) {
-      throw new TokenStoreError('set', 'redis token store: the token set is not plain data', { cause: strip(cause) });
+      throw new TokenStoreError('set', 'redis token store: the token set is not plain data', {
+        cause: strip(cause),
+      });
     }
     const result = await this.#call('set', () =>
-      this.#eval(SET_IF_VERSION, [this.#dataKey(key)], [expectedVersion, json, String(this.#ttlMs(tokens)), this.#changes, key]),
+      this.#eval(
+        SET_IF_VERSION,
+        [this.#dataKey(key)],
+        [expectedVersion, json, String(this.#ttlMs(tokens)), this.#changes, key],
+      ),
     );
     return Number(result);
   }
@@ -195,9 +221,9 @@ export class RedisTokenStore implements TokenStore {
     let released: Promise<void> | undefined;
     return {
       release: () =>
-        (released ??= this.#call('lock', () => this.#eval(RELEASE_LOCK, [lockKey], [owner, this.#unlocks, key])).then(
-          () => undefined,
-        )),
+        (released ??= this.#call('lock', () =>
+          this.#eval(RELEASE_LOCK, [lockKey], [owner, this.#unlocks, key]),
+        ).then(() => undefined)),
     };
   }
 
@@ -238,7 +264,9 @@ export class RedisTokenStore implements TokenStore {
     // A standalone connection resubscribes itself after a reconnect: ioredis's own resubscription
     // leaves an unhandled rejection when the connection drops again before Redis answers it.
     const own = this.#client instanceof Redis;
-    const subscriber = own ? (this.#client as Redis).duplicate({ autoResubscribe: false }) : this.#client.duplicate();
+    const subscriber = own
+      ? (this.#client as Redis).duplicate({ autoResubscribe: false })
+      : this.#client.duplicate();
     this.#subscriber = subscriber;
     subscriber.on('error', () => undefined); // reconnects by itself; calls report failures
     subscriber.on('message', (channel: string, key: string) => {
@@ -294,7 +322,12 @@ export class RedisTokenStore implements TokenStore {
     if (this.#closed) return Promise.reject(new TokenStoreError(operation, 'redis token store is closed'));
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new TokenStoreError(operation, `redis token store: ${operation} did not complete within ${this.#timeoutMs} ms`));
+        reject(
+          new TokenStoreError(
+            operation,
+            `redis token store: ${operation} did not complete within ${this.#timeoutMs} ms`,
+          ),
+        );
       }, this.#timeoutMs);
       timer.unref();
       command().then(
@@ -307,9 +340,13 @@ export class RedisTokenStore implements TokenStore {
           reject(
             error instanceof TokenStoreError
               ? error
-              : new TokenStoreError(operation, `redis token store: ${operation} failed: ${(error as Error)?.message ?? 'unknown error'}`, {
-                  cause: strip(error),
-                }),
+              : new TokenStoreError(
+                  operation,
+                  `redis token store: ${operation} failed: ${(error as Error)?.message ?? 'unknown error'}`,
+                  {
+                    cause: strip(error),
+                  },
+                ),
           );
         },
       );
@@ -376,12 +413,17 @@ function checkOptions(options: unknown): asserts options is RedisTokenStoreOptio
   if (typeof options !== 'object' || options === null) fail('needs options: { client } or { url }');
   const { client, url, keyPrefix, maxTtlSeconds, commandTimeoutMs } = options as Record<string, unknown>;
   if ((client === undefined) === (url === undefined)) fail('needs exactly one of the options client and url');
-  if (client !== undefined && (typeof client !== 'object' || client === null || typeof (client as Redis).hmget !== 'function')) {
+  if (
+    client !== undefined &&
+    (typeof client !== 'object' || client === null || typeof (client as Redis).hmget !== 'function')
+  ) {
     fail('option client must be an ioredis Redis or Cluster client');
   }
-  if (url !== undefined && (typeof url !== 'string' || url === '')) fail('option url must be a non-empty string');
+  if (url !== undefined && (typeof url !== 'string' || url === ''))
+    fail('option url must be a non-empty string');
   if (keyPrefix !== undefined && typeof keyPrefix !== 'string') fail('option keyPrefix must be a string');
   for (const [name, value] of Object.entries({ maxTtlSeconds, commandTimeoutMs })) {
-    if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value > 0)) fail(`option ${name} must be a positive number`);
+    if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value > 0))
+      fail(`option ${name} must be a positive number`);
   }
 }

@@ -45,7 +45,13 @@ function managerFor(
   store: RedisTokenStore,
   options: Partial<ConstructorParameters<typeof TokenManager>[0]> = {},
 ): TokenManager {
-  const manager = new TokenManager({ client, store, namespace: '', retry: { minDelayMs: 10, maxDelayMs: 50 }, ...options });
+  const manager = new TokenManager({
+    client,
+    store,
+    namespace: '',
+    retry: { minDelayMs: 10, maxDelayMs: 50 },
+    ...options,
+  });
   managers.push(manager);
   return manager;
 }
@@ -125,7 +131,8 @@ describe('RedisTokenStore under faults', () => {
         if (result.status === 'fulfilled') served += 1;
         else if ((result.reason as TesseraError).code !== 'STORE_ERROR') {
           noTokens += 1; // still reconnecting is fine
-          if (noTokens === 1) console.log((result.reason as Error).message, (result.reason as TesseraError).code);
+          if (noTokens === 1)
+            console.log((result.reason as Error).message, (result.reason as TesseraError).code);
         }
       }
       const stored = await fleet[1]!.getTokens().catch(() => undefined);

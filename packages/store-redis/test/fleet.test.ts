@@ -75,7 +75,14 @@ describe('a fleet sharing Redis', () => {
     const keyPrefix = `fleet-${randomUUID()}:`;
     await seedExpiredTokens(keyPrefix, 'shared');
     server.resetStats();
-    const config: WorkerConfig = { issuer: server.issuer, client: server.clients.basic, redisUrl: redis.url, keyPrefix, key: 'shared', calls: 500 };
+    const config: WorkerConfig = {
+      issuer: server.issuer,
+      client: server.clients.basic,
+      redisUrl: redis.url,
+      keyPrefix,
+      key: 'shared',
+      calls: 500,
+    };
     const workers = Array.from({ length: 8 }, () => startWorker(config));
     await Promise.all(workers.map((w) => w.ready));
     for (const w of workers) w.child.send({ type: 'go' });

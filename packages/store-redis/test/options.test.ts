@@ -13,7 +13,11 @@ describe('RedisTokenStore options', () => {
     ['an empty url', { url: '' }, 'option url'],
     ['a keyPrefix that is not a string', { url: 'redis://127.0.0.1', keyPrefix: 5 }, 'option keyPrefix'],
     ['a NaN maxTtlSeconds', { url: 'redis://127.0.0.1', maxTtlSeconds: Number.NaN }, 'option maxTtlSeconds'],
-    ['a negative commandTimeoutMs', { url: 'redis://127.0.0.1', commandTimeoutMs: -1 }, 'option commandTimeoutMs'],
+    [
+      'a negative commandTimeoutMs',
+      { url: 'redis://127.0.0.1', commandTimeoutMs: -1 },
+      'option commandTimeoutMs',
+    ],
   ])('%s', (_case, options, message) => {
     let error: unknown;
     try {

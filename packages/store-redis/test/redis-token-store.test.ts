@@ -35,7 +35,10 @@ function standalone(prefix: string): RedisTokenStore {
 }
 
 function clustered(prefix: string): RedisTokenStore {
-  const client = new Cluster(cluster.nodes.map((n) => ({ host: n.host, port: n.port })), { redisOptions: { maxRetriesPerRequest: 1 } });
+  const client = new Cluster(
+    cluster.nodes.map((n) => ({ host: n.host, port: n.port })),
+    { redisOptions: { maxRetriesPerRequest: 1 } },
+  );
   client.on('error', () => undefined);
   const store = new RedisTokenStore({ client, keyPrefix: prefix, commandTimeoutMs: 2000 });
   clients.set(store, [client]);
@@ -49,17 +52,17 @@ async function teardown(store: TokenStore): Promise<void> {
 
 describe('conformance', () => {
   let prefix = '';
-  describeTokenStore(
-    'RedisTokenStore (standalone)',
-    () => standalone((prefix = `t-${randomUUID()}:`)),
-    { peer: () => standalone(prefix), teardown, breakStore: (store) => store.close?.() },
-  );
+  describeTokenStore('RedisTokenStore (standalone)', () => standalone((prefix = `t-${randomUUID()}:`)), {
+    peer: () => standalone(prefix),
+    teardown,
+    breakStore: (store) => store.close?.(),
+  });
   let clusterPrefix = '';
-  describeTokenStore(
-    'RedisTokenStore (Cluster)',
-    () => clustered((clusterPrefix = `c-${randomUUID()}:`)),
-    { peer: () => clustered(clusterPrefix), teardown, breakStore: (store) => store.close?.() },
-  );
+  describeTokenStore('RedisTokenStore (Cluster)', () => clustered((clusterPrefix = `c-${randomUUID()}:`)), {
+    peer: () => clustered(clusterPrefix),
+    teardown,
+    breakStore: (store) => store.close?.(),
+  });
 });
 
 const tokens = (accessToken: string, extra: Partial<TokenSet> = {}): TokenSet => ({
@@ -92,7 +95,14 @@ describe('RedisTokenStore specifics', () => {
     await store.set('access-only', tokens('a'));
     await store.set('with-refresh', tokens('a', { refreshToken: 'r' }));
     await store.set('keycloak', tokens('a', { refreshToken: 'r', extra: { refresh_expires_in: 1800 } }));
-    await store.set('long-access', tokens('a', { refreshToken: 'r', expiresAt: Math.floor(Date.now() / 1000) + 7200, extra: { refresh_expires_in: 60 } }));
+    await store.set(
+      'long-access',
+      tokens('a', {
+        refreshToken: 'r',
+        expiresAt: Math.floor(Date.now() / 1000) + 7200,
+        extra: { refresh_expires_in: 60 },
+      }),
+    );
     expect(await pttl('access-only')).toBeLessThanOrEqual(300_000);
     expect(await pttl('access-only')).toBeGreaterThan(290_000);
     expect(await pttl('with-refresh')).toBeGreaterThan(3590_000);
@@ -151,11 +161,23 @@ describe('Redis going away and coming back', () => {
 
   it('typed errors within the bound, near-cached tokens still served, normal again after a restart', async () => {
     if (!redis.managed) return; // REDIS_URL: this test cannot stop the server
-    const client = new Client({ issuer: base, token_endpoint: `${base}/token` }, { client_id: 'c', client_secret: 's' });
+    const client = new Client(
+      { issuer: base, token_endpoint: `${base}/token` },
+      { client_id: 'c', client_secret: 's' },
+    );
     const connection = new Redis(redis.url, { maxRetriesPerRequest: 0, retryStrategy: () => 100 });
     connection.on('error', () => undefined);
-    const store = new RedisTokenStore({ client: connection, keyPrefix: `down-${randomUUID()}:`, commandTimeoutMs: 500 });
-    const manager = new TokenManager({ client, store, grant: 'client_credentials', retry: { minDelayMs: 50, maxDelayMs: 200 } });
+    const store = new RedisTokenStore({
+      client: connection,
+      keyPrefix: `down-${randomUUID()}:`,
+      commandTimeoutMs: 500,
+    });
+    const manager = new TokenManager({
+      client,
+      store,
+      grant: 'client_credentials',
+      retry: { minDelayMs: 50, maxDelayMs: 200 },
+    });
     const failures: Array<{ operation: string; code: string }> = [];
     manager.on('store.failed', ({ operation, error }) => failures.push({ operation, code: error.code }));
 

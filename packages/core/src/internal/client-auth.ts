@@ -53,10 +53,16 @@ export function chooseAuthMethod(
   const registered = metadata.token_endpoint_auth_method;
   if (registered !== undefined) {
     if (!PREFERENCE.includes(registered)) {
-      throw new ConfigurationError('INVALID_CONFIGURATION', `token_endpoint_auth_method ${String(registered)} is not supported`);
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        `token_endpoint_auth_method ${String(registered)} is not supported`,
+      );
     }
     if (!canUse(registered, metadata, options)) {
-      throw new ConfigurationError('INVALID_CONFIGURATION', `token_endpoint_auth_method ${registered} needs ${needs(registered)}`);
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        `token_endpoint_auth_method ${registered} needs ${needs(registered)}`,
+      );
     }
     return registered;
   }
@@ -124,16 +130,24 @@ export class ClientAuthenticator {
     this.#audience = options.clientAssertionAudience ?? 'issuer';
     this.#basic = options.basicAuthEncoding ?? 'rfc6749';
     this.#alg = metadata.token_endpoint_auth_signing_alg;
-    const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`, 'utf8').toString('base64')}`;
+    const basic = (id: string, secret: string) =>
+      `Basic ${Buffer.from(`${id}:${secret}`, 'utf8').toString('base64')}`;
     if (this.method === 'client_secret_basic') {
-      this.#basicHeaders = { rfc6749: basic(formEncode(this.#clientId), formEncode(this.#secret!)), raw: basic(this.#clientId, this.#secret!) };
+      this.#basicHeaders = {
+        rfc6749: basic(formEncode(this.#clientId), formEncode(this.#secret!)),
+        raw: basic(this.#clientId, this.#secret!),
+      };
     }
     this.#open =
       this.method === 'client_secret_basic'
         ? options.basicAuthEncoding === undefined && this.#basicHeaders!.rfc6749 !== this.#basicHeaders!.raw
-        : (this.method === 'client_secret_jwt' || this.method === 'private_key_jwt') && options.clientAssertionAudience === undefined;
+        : (this.method === 'client_secret_jwt' || this.method === 'private_key_jwt') &&
+          options.clientAssertionAudience === undefined;
     if (this.method === 'client_secret_jwt') {
-      const alg = this.#alg ?? server.token_endpoint_auth_signing_alg_values_supported?.find((a) => /^HS(256|384|512)$/.test(a)) ?? 'HS256';
+      const alg =
+        this.#alg ??
+        server.token_endpoint_auth_signing_alg_values_supported?.find((a) => /^HS(256|384|512)$/.test(a)) ??
+        'HS256';
       this.#key = Promise.resolve({ key: new TextEncoder().encode(this.#secret!), alg });
     } else if (this.method === 'private_key_jwt') {
       this.#key = privateSigningKey(options.privateKey!, this.#alg);
@@ -160,7 +174,8 @@ export class ClientAuthenticator {
   /** `reading` worked: use it from now on (the same call from concurrent requests changes nothing). */
   adopt(reading: AuthReading): void {
     if (!this.#open) return;
-    if (this.method === 'client_secret_basic' && (reading === 'rfc6749' || reading === 'raw')) this.#basic = reading;
+    if (this.method === 'client_secret_basic' && (reading === 'rfc6749' || reading === 'raw'))
+      this.#basic = reading;
     else if (reading === 'issuer' || reading === 'endpoint') this.#audience = reading;
   }
 
@@ -172,7 +187,12 @@ export class ClientAuthenticator {
   }
 
   /** Adds the credentials to `headers` / `form`; builds a fresh assertion for every call. */
-  async apply(endpointUrl: string, headers: Record<string, string>, form: URLSearchParams, reading: AuthReading = this.reading): Promise<void> {
+  async apply(
+    endpointUrl: string,
+    headers: Record<string, string>,
+    form: URLSearchParams,
+    reading: AuthReading = this.reading,
+  ): Promise<void> {
     switch (this.method) {
       case 'client_secret_basic':
         headers.authorization = this.#basicHeaders![reading === 'raw' ? 'raw' : 'rfc6749'];
@@ -228,7 +248,9 @@ async function privateSigningKey(
     const key = await importJWK(privateKey, alg);
     return privateKey.kid === undefined ? { key, alg } : { key, alg, kid: privateKey.kid };
   } catch (cause) {
-    throw new ConfigurationError('INVALID_CONFIGURATION', `privateKey JWK cannot be used with ${alg}`, { cause });
+    throw new ConfigurationError('INVALID_CONFIGURATION', `privateKey JWK cannot be used with ${alg}`, {
+      cause,
+    });
   }
 }
 
@@ -247,7 +269,10 @@ function algFromJwk(jwk: JWK): string {
   if (jwk.kty === 'RSA') return 'RS256';
   if (jwk.kty === 'OKP') return 'EdDSA';
   if (jwk.kty === 'EC') return EC_ALGORITHMS.get(jwk.crv ?? '') ?? 'ES256';
-  throw new ConfigurationError('INVALID_CONFIGURATION', `privateKey JWK of kty ${String(jwk.kty)} needs an explicit alg`);
+  throw new ConfigurationError(
+    'INVALID_CONFIGURATION',
+    `privateKey JWK of kty ${String(jwk.kty)} needs an explicit alg`,
+  );
 }
 
 function algFromCryptoKey(key: CryptoKey): string {
@@ -263,6 +288,9 @@ function algFromCryptoKey(key: CryptoKey): string {
     case 'Ed25519':
       return 'EdDSA';
     default:
-      throw new ConfigurationError('INVALID_CONFIGURATION', `privateKey of algorithm ${algorithm.name} needs an explicit token_endpoint_auth_signing_alg`);
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        `privateKey of algorithm ${algorithm.name} needs an explicit token_endpoint_auth_signing_alg`,
+      );
   }
 }

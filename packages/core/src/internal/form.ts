@@ -20,7 +20,9 @@ export function formEncode(value: string): string {
 export function appendParameters(form: URLSearchParams, parameters: Parameters | undefined): void {
   if (parameters === undefined) return;
   const entries: Iterable<[string, unknown]> =
-    parameters instanceof URLSearchParams ? parameters.entries() : Object.entries(checkedParameters(parameters));
+    parameters instanceof URLSearchParams
+      ? parameters.entries()
+      : Object.entries(checkedParameters(parameters));
   for (const [name, value] of entries) {
     if (value === undefined) continue;
     if (typeof value !== 'string' && !Array.isArray(value)) throw badParameter(name);
@@ -36,7 +38,8 @@ export function appendParameters(form: URLSearchParams, parameters: Parameters |
 
 /** Parameters must be a `URLSearchParams` or a plain object (not a string, an array, a number). */
 function checkedParameters(parameters: unknown): Record<string, unknown> {
-  const proto = typeof parameters === 'object' && parameters !== null ? Object.getPrototypeOf(parameters) : undefined;
+  const proto =
+    typeof parameters === 'object' && parameters !== null ? Object.getPrototypeOf(parameters) : undefined;
   if (proto !== Object.prototype && proto !== null) {
     throw new ConfigurationError(
       'INVALID_CONFIGURATION',
@@ -47,7 +50,10 @@ function checkedParameters(parameters: unknown): Record<string, unknown> {
 }
 
 function badParameter(name: string): ConfigurationError {
-  return new ConfigurationError('INVALID_CONFIGURATION', `parameter ${name} must be a string or an array of strings`);
+  return new ConfigurationError(
+    'INVALID_CONFIGURATION',
+    `parameter ${name} must be a string or an array of strings`,
+  );
 }
 
 function assertResource(value: string): void {

@@ -161,7 +161,10 @@ export class HttpTransport {
       // The server said when to come back; a wait longer than we are allowed is not a retry.
       return retryAfter <= this.#maxDelayMs ? retryAfter : undefined;
     }
-    if (policy === 'idempotent' && (status === 429 || status === 500 || status === 502 || status === 503 || status === 504)) {
+    if (
+      policy === 'idempotent' &&
+      (status === 429 || status === 500 || status === 502 || status === 503 || status === 504)
+    ) {
       return this.#backoff(attempt);
     }
     return undefined;
@@ -189,7 +192,11 @@ export class HttpTransport {
     const interrupted = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => {
         stop();
-        reject(new TransportError('TIMEOUT', `${endpoint} did not answer within ${this.#timeoutMs} ms`, { endpoint }));
+        reject(
+          new TransportError('TIMEOUT', `${endpoint} did not answer within ${this.#timeoutMs} ms`, {
+            endpoint,
+          }),
+        );
       }, this.#timeoutMs);
       onAbort = () => {
         stop();
@@ -208,10 +215,17 @@ export class HttpTransport {
   }
 
   /** Sends the request and reads the whole response; `onCancel` receives what stops it. */
-  async #exchangeOnce(endpoint: string, request: HttpRequest, onCancel: (cancel: () => void) => void): Promise<HttpResponse> {
+  async #exchangeOnce(
+    endpoint: string,
+    request: HttpRequest,
+    onCancel: (cancel: () => void) => void,
+  ): Promise<HttpResponse> {
     let opened: Opened;
     try {
-      opened = this.#axios === undefined ? await this.#openWithNode(request, onCancel) : await this.#openWithAxios(this.#axios, request, onCancel);
+      opened =
+        this.#axios === undefined
+          ? await this.#openWithNode(request, onCancel)
+          : await this.#openWithAxios(this.#axios, request, onCancel);
     } catch (cause) {
       throw networkError(endpoint, cause);
     }
@@ -252,7 +266,8 @@ export class HttpTransport {
           headers,
           agent: target.secure ? this.#httpsAgent : this.#httpAgent,
         },
-        (response) => resolve({ status: response.statusCode ?? 0, headers: response.headers, stream: response }),
+        (response) =>
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, stream: response }),
       );
       onCancel(() => req.destroy());
       req.once('error', reject);
@@ -292,7 +307,11 @@ export class HttpTransport {
       proxy: false,
     });
     // Headers as axios normalised them (an interceptor may have changed them).
-    return { status: response.status, headers: { ...(response.headers as Record<string, unknown>) }, stream: response.data };
+    return {
+      status: response.status,
+      headers: { ...(response.headers as Record<string, unknown>) },
+      stream: response.data,
+    };
   }
 
   /** Host, port and path of a URL, parsed once per URL. */

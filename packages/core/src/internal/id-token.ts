@@ -32,7 +32,9 @@ export interface IdTokenExpectations {
  */
 export function jwtNestsTooDeep(jwt: string): boolean {
   const [header = '', payload = ''] = jwt.split('.', 2);
-  return [header, payload].some((segment) => nestsDeeperThan(Buffer.from(segment, 'base64url').toString('utf8'), MAX_JSON_DEPTH));
+  return [header, payload].some((segment) =>
+    nestsDeeperThan(Buffer.from(segment, 'base64url').toString('utf8'), MAX_JSON_DEPTH),
+  );
 }
 
 /** Validates an ID Token and returns its claims, or throws `IdTokenError` naming the failed check. */
@@ -54,7 +56,8 @@ export async function validateIdToken(
     throw new IdTokenError('format', 'is not a compact JWS', { cause });
   }
   // §3.1.3.7 step 7: only the registered alg; `none` is never accepted here.
-  if (typeof alg !== 'string') throw new IdTokenError('alg', `alg is ${alg === undefined ? 'missing' : 'not a string'}`);
+  if (typeof alg !== 'string')
+    throw new IdTokenError('alg', `alg is ${alg === undefined ? 'missing' : 'not a string'}`);
   if (alg !== context.alg || alg === 'none') {
     throw new IdTokenError('alg', `alg ${alg.slice(0, 40)} is not the expected ${context.alg}`);
   }
@@ -87,7 +90,8 @@ export async function validateIdToken(
     throw new IdTokenError('nonce', claims.nonce === undefined ? 'nonce is missing' : 'nonce does not match');
   }
   if (expected.maxAgeSeconds !== undefined) {
-    if (typeof claims.auth_time !== 'number') throw new IdTokenError('auth_time', 'auth_time is missing although max_age was requested');
+    if (typeof claims.auth_time !== 'number')
+      throw new IdTokenError('auth_time', 'auth_time is missing although max_age was requested');
     if (claims.auth_time + expected.maxAgeSeconds + context.toleranceSeconds < now) {
       throw new IdTokenError('auth_time', 'auth_time is older than max_age');
     }
@@ -121,20 +125,28 @@ function leftHalfHash(accessToken: string, alg: string): string {
 }
 
 /** jose's failure → IdTokenError naming the check, a TesseraError (JWKS fetch) passes through. */
-export function joseFailure(error: unknown, wrap: (check: string, message: string, cause: unknown) => TesseraError = idTokenError): TesseraError {
+export function joseFailure(
+  error: unknown,
+  wrap: (check: string, message: string, cause: unknown) => TesseraError = idTokenError,
+): TesseraError {
   if (error instanceof TesseraError) return error;
   // jose also throws JWTExpired, with claim 'iat', for an `iat` older than `maxTokenAge` (the age
   // limit of RFC 9701 responses, specs/03 §4 step 7): name the claim jose checked, not always 'exp'.
   if (error instanceof joseErrors.JWTExpired) {
-    return error.claim === 'exp' ? wrap('exp', 'has expired', error) : wrap(error.claim, `${error.claim} is too old`, error);
+    return error.claim === 'exp'
+      ? wrap('exp', 'has expired', error)
+      : wrap(error.claim, `${error.claim} is too old`, error);
   }
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     return wrap(error.claim, `${error.claim} claim is invalid (${error.reason})`, error);
   }
-  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return wrap('signature', 'signature is invalid', error);
-  if (error instanceof joseErrors.JWKSNoMatchingKey) return wrap('signature', 'is signed with a key not in the server JWKS', error);
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed)
+    return wrap('signature', 'signature is invalid', error);
+  if (error instanceof joseErrors.JWKSNoMatchingKey)
+    return wrap('signature', 'is signed with a key not in the server JWKS', error);
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return wrap('alg', 'alg is not allowed', error);
-  if (error instanceof joseErrors.JOSEError) return wrap('format', `could not be verified (${error.code})`, error);
+  if (error instanceof joseErrors.JOSEError)
+    return wrap('format', `could not be verified (${error.code})`, error);
   return wrap('format', 'could not be verified', error);
 }
 

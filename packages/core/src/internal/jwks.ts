@@ -21,7 +21,10 @@ export function remoteKeySet(transport: HttpTransport, jwksUri: string | undefin
   return (header, token) => {
     if (keySet === undefined) {
       if (jwksUri === undefined) {
-        throw new ConfigurationError('UNSUPPORTED', 'server metadata has no jwks_uri to verify signatures with');
+        throw new ConfigurationError(
+          'UNSUPPORTED',
+          'server metadata has no jwks_uri to verify signatures with',
+        );
       }
       transport.assertUrl(jwksUri, 'jwks_uri');
       keySet = createRemoteJWKSet(new URL(jwksUri), {
@@ -36,7 +39,8 @@ export function remoteKeySet(transport: HttpTransport, jwksUri: string | undefin
             signal: init.signal,
             build: () => ({ method: 'GET', url, headers: { accept: 'application/json' } }),
           });
-          if (response.status !== 200) throw errorFromResponse(response, { endpoint, secrets: { redactor: Redactor.NONE } });
+          if (response.status !== 200)
+            throw errorFromResponse(response, { endpoint, secrets: { redactor: Redactor.NONE } });
           return new Response(new Uint8Array(response.body), { status: 200 });
         },
       });

@@ -39,7 +39,11 @@ export class NearCache {
     this.#entries.set(key, {
       tokens,
       accessToken: usable ? tokens.accessToken : undefined,
-      freshUntilMs: !usable ? Number.NEGATIVE_INFINITY : tokens.expiresAt === undefined ? Number.POSITIVE_INFINITY : tokens.expiresAt * 1000 - this.#skewMs,
+      freshUntilMs: !usable
+        ? Number.NEGATIVE_INFINITY
+        : tokens.expiresAt === undefined
+          ? Number.POSITIVE_INFINITY
+          : tokens.expiresAt * 1000 - this.#skewMs,
     });
   }
 

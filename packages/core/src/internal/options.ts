@@ -7,42 +7,70 @@
 import { z } from 'zod';
 import { ConfigurationError } from '../errors.js';
 
-const finite = z.number({ error: 'must be a finite number' }).refine(Number.isFinite, 'must be a finite number');
+const finite = z
+  .number({ error: 'must be a finite number' })
+  .refine(Number.isFinite, 'must be a finite number');
 /** A duration or a size that must be more than zero. */
 export const positiveNumber = finite.refine((n) => n > 0, 'must be a positive number');
 /** A duration or a count that may be zero. */
 export const nonNegativeNumber = finite.refine((n) => n >= 0, 'must be a non-negative number');
-export const nonNegativeInteger = nonNegativeNumber.refine(Number.isInteger, 'must be a non-negative integer');
+export const nonNegativeInteger = nonNegativeNumber.refine(
+  Number.isInteger,
+  'must be a non-negative integer',
+);
 export const nonEmptyString = z.string({ error: 'must be a string' }).min(1, 'must not be empty');
-export const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', 'must be a function');
+export const fn = z.custom<(...args: never[]) => unknown>(
+  (v) => typeof v === 'function',
+  'must be a function',
+);
 const bytes = z.union([z.string(), z.instanceof(Buffer)], { error: 'must be a string or a Buffer' });
 
 /** RFC 9110 §5.1 field names; a value must not hold CR, LF or NUL (RFC 9110 §5.5). */
 const headers = z.record(
   z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a valid header name'),
-  z.string({ error: 'must be a string' }).refine((v) => !/[\r\n\0]/.test(v), 'must not contain CR, LF or NUL'),
+  z
+    .string({ error: 'must be a string' })
+    .refine((v) => !/[\r\n\0]/.test(v), 'must not contain CR, LF or NUL'),
   { error: 'must be an object of header names to strings' },
 );
 
 /** `ClientOptions` (see types.ts for what each means). */
 export const clientOptionsSchema = z.looseObject(
   {
-    privateKey: z.custom<object>((v) => typeof v === 'object' && v !== null, 'must be a CryptoKey or a private JWK').optional(),
+    privateKey: z
+      .custom<object>((v) => typeof v === 'object' && v !== null, 'must be a CryptoKey or a private JWK')
+      .optional(),
     timeoutMs: positiveNumber.optional(),
     retry: z
       .looseObject(
-        { retries: nonNegativeInteger.optional(), minDelayMs: nonNegativeNumber.optional(), maxDelayMs: nonNegativeNumber.optional() },
+        {
+          retries: nonNegativeInteger.optional(),
+          minDelayMs: nonNegativeNumber.optional(),
+          maxDelayMs: nonNegativeNumber.optional(),
+        },
         { error: 'must be an object' },
       )
       .optional(),
     maxResponseBytes: positiveNumber.optional(),
     clockToleranceSeconds: nonNegativeNumber.optional(),
     allowInsecureRequests: z.boolean({ error: 'must be a boolean' }).optional(),
-    tls: z.looseObject({ cert: bytes.optional(), key: bytes.optional(), ca: bytes.optional() }, { error: 'must be an object' }).optional(),
-    axios: z.custom<object>((v) => typeof v === 'function' || (typeof v === 'object' && v !== null), 'must be an axios instance').optional(),
+    tls: z
+      .looseObject(
+        { cert: bytes.optional(), key: bytes.optional(), ca: bytes.optional() },
+        { error: 'must be an object' },
+      )
+      .optional(),
+    axios: z
+      .custom<object>(
+        (v) => typeof v === 'function' || (typeof v === 'object' && v !== null),
+        'must be an axios instance',
+      )
+      .optional(),
     headers: headers.optional(),
     basicAuthEncoding: z.enum(['rfc6749', 'raw'], { error: "must be 'rfc6749' or 'raw'" }).optional(),
-    clientAssertionAudience: z.enum(['issuer', 'endpoint'], { error: "must be 'issuer' or 'endpoint'" }).optional(),
+    clientAssertionAudience: z
+      .enum(['issuer', 'endpoint'], { error: "must be 'issuer' or 'endpoint'" })
+      .optional(),
   },
   { error: 'must be an object' },
 );

@@ -21,7 +21,17 @@ const PIECE_LENGTH = 12;
  * Fields of our errors that the SDK writes itself, never from what a server sent: not redacted, so
  * a server that issues a token spelled like them cannot garble `err.code` or `err.name`.
  */
-const OWN_FIELDS = new Set(['name', 'code', 'endpoint', 'field', 'check', 'operation', 'status', 'systemCode', 'outcomeUnknown']);
+const OWN_FIELDS = new Set([
+  'name',
+  'code',
+  'endpoint',
+  'field',
+  'check',
+  'operation',
+  'status',
+  'systemCode',
+  'outcomeUnknown',
+]);
 
 /** Shorter secrets are not looked for (they would match ordinary words). */
 const MIN_SECRET_LENGTH = 4;
@@ -37,7 +47,12 @@ function jsonForms(secret: string): string[] {
   const forms: string[] = [];
   for (const slash of [false, true]) {
     const base = slash ? json.replace(/\//g, '\\/') : json;
-    forms.push(base, escape(/[\u007f-\uffff]/g)(base), escape(/[<>&]/g)(base), escape(/[<>&\u007f-\uffff]/g)(base));
+    forms.push(
+      base,
+      escape(/[\u007f-\uffff]/g)(base),
+      escape(/[<>&]/g)(base),
+      escape(/[<>&\u007f-\uffff]/g)(base),
+    );
   }
   return forms;
 }
@@ -53,7 +68,11 @@ function base64Forms(secret: string): string[] {
   for (const alphabet of ['base64', 'base64url'] as const) {
     forms.push(bytes.toString(alphabet));
     for (const offset of [1, 2]) {
-      forms.push(Buffer.concat([Buffer.alloc(offset), bytes]).toString(alphabet).slice(offset + 1, -3));
+      forms.push(
+        Buffer.concat([Buffer.alloc(offset), bytes])
+          .toString(alphabet)
+          .slice(offset + 1, -3),
+      );
     }
   }
   return forms;

@@ -83,7 +83,11 @@ export class RefreshScheduler {
 
   /** Removes heap entries that were cancelled or rescheduled. */
   #dropStale(): void {
-    for (let top = this.#heap[0]; top !== undefined && this.#due.get(top.key) !== top.at; top = this.#heap[0]) {
+    for (
+      let top = this.#heap[0];
+      top !== undefined && this.#due.get(top.key) !== top.at;
+      top = this.#heap[0]
+    ) {
       this.#pop();
     }
   }

@@ -59,7 +59,8 @@ export function nestsDeeperThan(text: string, max: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
@@ -79,7 +80,11 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * JSON object. A `{"$data": {...}}` envelope (Edlink, specs/12 §3) is unwrapped when the expected
  * member is only inside it.
  */
-export function jsonObject(response: HttpResponse, context: ResponseContext, expectedMember: string): Record<string, unknown> {
+export function jsonObject(
+  response: HttpResponse,
+  context: ResponseContext,
+  expectedMember: string,
+): Record<string, unknown> {
   const json = tryJson(response.body);
   if (!isObject(json)) {
     const deep = json === TOO_DEEP ? ` (it nests deeper than ${MAX_JSON_DEPTH} levels)` : '';
@@ -113,20 +118,28 @@ export function errorFromResponse(response: HttpResponse, context: ResponseConte
     const provider = providerError(json);
     if (provider !== undefined) {
       const code = provider.code === undefined ? '' : ` ${provider.code}`;
-      return new ResponseError('HTTP_ERROR', `${endpoint} failed (HTTP ${status})${code}: ${provider.message}${hintOf(context)}`, {
-        endpoint,
-        status,
-        body: bodyText(response, context),
-        providerError: provider,
-      });
+      return new ResponseError(
+        'HTTP_ERROR',
+        `${endpoint} failed (HTTP ${status})${code}: ${provider.message}${hintOf(context)}`,
+        {
+          endpoint,
+          status,
+          body: bodyText(response, context),
+          providerError: provider,
+        },
+      );
     }
   }
   const reason = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
-  return new ResponseError('HTTP_ERROR', `${endpoint} responded with HTTP ${status}${reason}${hintOf(context)}`, {
-    endpoint,
-    status,
-    body: bodyText(response, context),
-  });
+  return new ResponseError(
+    'HTTP_ERROR',
+    `${endpoint} responded with HTTP ${status}${reason}${hintOf(context)}`,
+    {
+      endpoint,
+      status,
+      body: bodyText(response, context),
+    },
+  );
 }
 
 function oauthError(
@@ -139,9 +152,7 @@ function oauthError(
     error: fields.error,
     endpoint: context.endpoint,
     status: response.status,
-    ...(fields.error_description === undefined
-      ? {}
-      : { error_description: fields.error_description }),
+    ...(fields.error_description === undefined ? {} : { error_description: fields.error_description }),
     ...(fields.error_uri === undefined ? {} : { error_uri: fields.error_uri }),
     ...(wwwAuthenticate === undefined ? {} : { wwwAuthenticate }),
     ...(context.hint === undefined ? {} : { hint: context.hint }),
@@ -153,7 +164,9 @@ function hintOf(context: ResponseContext): string {
 }
 
 /** Edlink's `{"$error": "..."}` and `{"$request": "...", "$errors": [{code, message}]}` (specs/12 §4). */
-function providerError(json: Record<string, unknown>): { message: string; code?: string; requestId?: string } | undefined {
+function providerError(
+  json: Record<string, unknown>,
+): { message: string; code?: string; requestId?: string } | undefined {
   const requestId = typeof json.$request === 'string' ? { requestId: json.$request } : {};
   if (typeof json.$error === 'string') {
     return { message: json.$error, ...requestId };

@@ -27,16 +27,28 @@ export class SafeEventEmitter<Events extends object> extends EventEmitter<Events
     return super.once(event, this.#wrap(fn), context);
   }
 
-  override removeListener<T extends Names<Events>>(event: T, fn?: Listener<Events, T>, context?: unknown, once?: boolean): this {
+  override removeListener<T extends Names<Events>>(
+    event: T,
+    fn?: Listener<Events, T>,
+    context?: unknown,
+    once?: boolean,
+  ): this {
     return super.removeListener(event, this.#wrapped(fn), context, once);
   }
 
-  override off<T extends Names<Events>>(event: T, fn?: Listener<Events, T>, context?: unknown, once?: boolean): this {
+  override off<T extends Names<Events>>(
+    event: T,
+    fn?: Listener<Events, T>,
+    context?: unknown,
+    once?: boolean,
+  ): this {
     return super.off(event, this.#wrapped(fn), context, once);
   }
 
   override listeners<T extends Names<Events>>(event: T): Array<Listener<Events, T>> {
-    return super.listeners(event).map((fn) => (this.#originals.get(fn as AnyFunction) ?? fn) as Listener<Events, T>);
+    return super
+      .listeners(event)
+      .map((fn) => (this.#originals.get(fn as AnyFunction) ?? fn) as Listener<Events, T>);
   }
 
   #wrap<L>(fn: L): L {
@@ -61,6 +73,8 @@ export class SafeEventEmitter<Events extends object> extends EventEmitter<Events
   }
 
   #wrapped<L>(fn: L | undefined): L | undefined {
-    return fn === undefined ? undefined : ((this.#wrappers.get(fn as unknown as AnyFunction) ?? fn) as unknown as L);
+    return fn === undefined
+      ? undefined
+      : ((this.#wrappers.get(fn as unknown as AnyFunction) ?? fn) as unknown as L);
   }
 }

@@ -16,9 +16,19 @@ const stringArray = z.array(z.string(), required('an array of strings')).optiona
  * A number, or a string of digits (older Azure AD sends `"3599"`; RFC 6749 Appendix A.14) that is a
  * finite number (400 nines are not).
  */
-const numeric = z.union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?$/).transform(Number).pipe(z.number())], {
-  error: 'must be a non-negative number',
-});
+const numeric = z.union(
+  [
+    z.number().nonnegative(),
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/)
+      .transform(Number)
+      .pipe(z.number()),
+  ],
+  {
+    error: 'must be a non-negative number',
+  },
+);
 
 /** RFC 8414 §2 / OpenID Connect Discovery §3. */
 export const serverMetadataSchema = z.looseObject({
@@ -63,15 +73,20 @@ export const introspectionResponseSchema = z.looseObject({
   iat: numeric.optional(),
   nbf: numeric.optional(),
   sub: optionalString,
-  aud: z.union([z.string(), z.array(z.string())], { error: 'must be a string or an array of strings' }).optional(),
+  aud: z
+    .union([z.string(), z.array(z.string())], { error: 'must be a string or an array of strings' })
+    .optional(),
   iss: optionalString,
   jti: optionalString,
   cnf: z.looseObject({}, required('an object')).optional(),
 });
 
-const positiveSeconds = z.union([z.number().positive(), z.string().regex(/^\d+$/).transform(Number).pipe(z.number().positive())], {
-  error: 'must be a positive number of seconds',
-});
+const positiveSeconds = z.union(
+  [z.number().positive(), z.string().regex(/^\d+$/).transform(Number).pipe(z.number().positive())],
+  {
+    error: 'must be a positive number of seconds',
+  },
+);
 
 /** RFC 8628 §3.2; `verification_url` (older Google and Azure AD) is folded into `verification_uri`. */
 export const deviceAuthorizationResponseSchema = z.preprocess(

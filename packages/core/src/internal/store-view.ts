@@ -53,7 +53,10 @@ export interface StoreViewOptions {
   /** Every failed call, already a redacted `TokenStoreError`. */
   onFailure: (key: string, operation: StoreOperation, error: TokenStoreError) => void;
   /** The store's `subscribe()`, wrapped by the caller (it may throw a configuration error). */
-  subscribe?: (onChange: (key: string) => void, options: { onReset: () => void; onDisconnect: () => void }) => () => void;
+  subscribe?: (
+    onChange: (key: string) => void,
+    options: { onReset: () => void; onDisconnect: () => void },
+  ) => () => void;
 }
 
 /** The newest token set of a key, as far as this process knows. */
@@ -90,7 +93,10 @@ const optionalString = z.string().optional();
 const storedTokenSetSchema = z.looseObject({
   accessToken: z.string({ error: 'must be a string' }).min(1, 'must not be empty'),
   tokenType: z.string({ error: 'must be a string' }).min(1, 'must not be empty'),
-  expiresAt: z.number({ error: 'must be a number' }).refine(Number.isFinite, 'must be a finite number').optional(),
+  expiresAt: z
+    .number({ error: 'must be a number' })
+    .refine(Number.isFinite, 'must be a finite number')
+    .optional(),
   refreshToken: optionalString,
   idToken: optionalString,
   scope: optionalString,
@@ -180,7 +186,8 @@ export class StoreView {
     // outage's window is over, the store is probed behind the answer.
     const known = this.#known.get(key)?.tokens;
     if (this.#outage !== undefined && known !== undefined && !this.#expired(known)) {
-      if (this.#resting()) this.#recheckLater(key); // the store may come back without it: see then
+      if (this.#resting())
+        this.#recheckLater(key); // the store may come back without it: see then
       else this.#readStore(key).catch(() => undefined); // reported as store.failed
       return known;
     }
@@ -191,7 +198,10 @@ export class StoreView {
     const cache = this.#cache;
     const generation = this.#generations.get(key);
     const epoch = this.#epoch;
-    const stored = this.#refuseForeign(key, await this.#call(key, 'get', async () => this.#tokenSet(key, await this.#store.get(key))));
+    const stored = this.#refuseForeign(
+      key,
+      await this.#call(key, 'get', async () => this.#tokenSet(key, await this.#store.get(key))),
+    );
     const tokens = this.#reconcile(key, stored, epoch);
     if (cache !== undefined && this.#generations.get(key) === generation) cache.set(key, tokens ?? null);
     return tokens;
@@ -199,7 +209,8 @@ export class StoreView {
 
   /** Like {@link read}, bypassing the cache, with the store's version where it has versions. */
   async readVersioned(key: string): Promise<{ tokens: TokenSet | undefined; version?: number }> {
-    if (this.#store.getVersioned === undefined) return { tokens: await this.read(key, { bypassCache: true }) };
+    if (this.#store.getVersioned === undefined)
+      return { tokens: await this.read(key, { bypassCache: true }) };
     const epoch = this.#epoch;
     const found = await this.#getVersioned(key);
     this.#refuseForeign(key, found?.tokens);
@@ -228,7 +239,12 @@ export class StoreView {
    * newer set is returned. A failed write does not reject: the new set is returned, kept as the
    * newest, and written back in the background (the old refresh token may already be spent).
    */
-  async writeRenewed(key: string, tokens: TokenSet, version: number | undefined, replaces: TokenSet | undefined): Promise<TokenSet> {
+  async writeRenewed(
+    key: string,
+    tokens: TokenSet,
+    version: number | undefined,
+    replaces: TokenSet | undefined,
+  ): Promise<TokenSet> {
     const store = this.#store;
     const known = this.#replace(key, tokens, replaces);
     try {
@@ -275,7 +291,8 @@ export class StoreView {
    */
   stop(): void {
     this.#stopped = true;
-    for (const stop of [...this.#stoppers]) stop(new TokenStoreError('lock', 'the TokenManager was closed while waiting for the store lock'));
+    for (const stop of [...this.#stoppers])
+      stop(new TokenStoreError('lock', 'the TokenManager was closed while waiting for the store lock'));
     this.#writeBacks.close();
   }
 
@@ -301,7 +318,14 @@ export class StoreView {
   #reconcile(key: string, stored: TokenSet | undefined, epoch: number): TokenSet | undefined {
     const known = this.#known.get(key);
     if (known === undefined) {
-      if (stored !== undefined) this.#known.set(key, { tokens: stored, replaced: [], recent: 0, unsaved: false, confirmedEpoch: epoch });
+      if (stored !== undefined)
+        this.#known.set(key, {
+          tokens: stored,
+          replaced: [],
+          recent: 0,
+          unsaved: false,
+          confirmedEpoch: epoch,
+        });
       return stored;
     }
     if (stored !== undefined && stored.accessToken === known.tokens.accessToken) {
@@ -329,10 +353,15 @@ export class StoreView {
   #replace(key: string, tokens: TokenSet, replaced: TokenSet | undefined): Known {
     const previous = this.#known.get(key);
     const current = (list: Array<string | undefined>): string[] =>
-      list.filter((token): token is string => token !== undefined && token !== tokens.accessToken && token !== tokens.refreshToken);
+      list.filter(
+        (token): token is string =>
+          token !== undefined && token !== tokens.accessToken && token !== tokens.refreshToken,
+      );
     const recent = current(replaced === undefined ? [] : [replaced.accessToken, replaced.refreshToken]);
     const older = current([
-      ...(previous === undefined || previous.tokens === replaced ? [] : [previous.tokens.accessToken, previous.tokens.refreshToken]),
+      ...(previous === undefined || previous.tokens === replaced
+        ? []
+        : [previous.tokens.accessToken, previous.tokens.refreshToken]),
       ...(previous?.replaced ?? []),
     ]);
     const known: Known = {
@@ -371,7 +400,11 @@ export class StoreView {
 
   /** A set worth keeping: it has a refresh token, or an access token that has not expired. */
   #canStillWork(tokens: TokenSet): boolean {
-    return tokens.refreshToken !== undefined || tokens.expiresAt === undefined || this.#now() < tokens.expiresAt * 1000;
+    return (
+      tokens.refreshToken !== undefined ||
+      tokens.expiresAt === undefined ||
+      this.#now() < tokens.expiresAt * 1000
+    );
   }
 
   /**
@@ -380,7 +413,13 @@ export class StoreView {
    */
   async #writeBack(key: string, options: { force?: boolean } = {}): Promise<void> {
     const known = this.#known.get(key);
-    if (this.#closed || known === undefined || (!known.unsaved && !this.#recheck.has(key)) || this.#writing.has(key)) return;
+    if (
+      this.#closed ||
+      known === undefined ||
+      (!known.unsaved && !this.#recheck.has(key)) ||
+      this.#writing.has(key)
+    )
+      return;
     this.#writing.add(key);
     const store = this.#store;
     const conditional = store.getVersioned !== undefined && store.setIfVersion !== undefined;
@@ -388,14 +427,29 @@ export class StoreView {
       const epoch = this.#epoch;
       const found = conditional
         ? await this.#getVersioned(key, options)
-        : { tokens: await this.#call(key, 'get', async () => this.#tokenSet(key, await store.get(key)), options), version: 0 };
+        : {
+            tokens: await this.#call(
+              key,
+              'get',
+              async () => this.#tokenSet(key, await store.get(key)),
+              options,
+            ),
+            version: 0,
+          };
       this.#refuseForeign(key, found?.tokens); // never written over: it is someone else's
       this.#recheck.delete(key);
       if (this.#known.get(key) !== known) return; // superseded meanwhile: its own write persists it
       // Still behind? (Another process may have written a newer set, or ours, meanwhile.)
       if (this.#reconcile(key, found?.tokens, epoch) !== known.tokens || !known.unsaved) return;
       if (conditional) {
-        if (!(await this.#call(key, 'set', () => store.setIfVersion!(key, known.tokens, found?.version ?? 0), options))) {
+        if (
+          !(await this.#call(
+            key,
+            'set',
+            () => store.setIfVersion!(key, known.tokens, found?.version ?? 0),
+            options,
+          ))
+        ) {
           this.#scheduleWriteBack(key); // changed between the read and the write: look again
           return;
         }
@@ -423,7 +477,10 @@ export class StoreView {
     if (this.#closed) return;
     const attempt = this.#writeBackAttempts.get(key) ?? 0;
     this.#writeBackAttempts.set(key, attempt + 1);
-    this.#writeBacks.schedule(key, this.#now() + backoffMs(attempt, this.#retry.minDelayMs, this.#retry.maxDelayMs));
+    this.#writeBacks.schedule(
+      key,
+      this.#now() + backoffMs(attempt, this.#retry.minDelayMs, this.#retry.maxDelayMs),
+    );
   }
 
   // --- the change feed ------------------------------------------------------------------------------
@@ -439,13 +496,17 @@ export class StoreView {
   /** The feed may have missed changes (a reconnect; the store may have restarted empty). */
   #reset(): void {
     this.#epoch += 1;
-    for (const key of this.#cache?.keys() ?? []) this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
+    for (const key of this.#cache?.keys() ?? [])
+      this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
     this.#cache?.clear();
   }
 
   // --- bounded, checked, redacted calls -------------------------------------------------------------
 
-  async #getVersioned(key: string, options: { force?: boolean } = {}): Promise<{ tokens: TokenSet; version: number } | undefined> {
+  async #getVersioned(
+    key: string,
+    options: { force?: boolean } = {},
+  ): Promise<{ tokens: TokenSet; version: number } | undefined> {
     return this.#call(
       key,
       'get',
@@ -488,7 +549,11 @@ export class StoreView {
   #heldBack(operation: StoreOperation, outage: Outage): TokenStoreError {
     const next = Math.max(0, Math.ceil(outage.until - this.#now()));
     const when = outage.probing ? 'a probe is under way' : `the next attempt is in ${next} ms`;
-    return new TokenStoreError(operation, `token store unavailable (${outage.error.message}); ${operation} not sent, ${when}`, { cause: outage.error });
+    return new TokenStoreError(
+      operation,
+      `token store unavailable (${outage.error.message}); ${operation} not sent, ${when}`,
+      { cause: outage.error },
+    );
   }
 
   #failed(error: TokenStoreError): void {
@@ -505,7 +570,9 @@ export class StoreView {
     if (!parsed.success) throw this.#isMalformed(notATokenSet(key, parsed.error, method));
     // Keep a store's own frozen, redacting copy; otherwise make one.
     const tokens =
-      Object.isFrozen(value) && Object.getOwnPropertySymbols(value).includes(inspect.custom) ? (value as TokenSet) : freezeTokenSet(value as TokenSet);
+      Object.isFrozen(value) && Object.getOwnPropertySymbols(value).includes(inspect.custom)
+        ? (value as TokenSet)
+        : freezeTokenSet(value as TokenSet);
     this.#checked.add(tokens);
     return tokens;
   }
@@ -543,7 +610,10 @@ export class StoreView {
       // shared promise that never settles would collect a reaction per call, forever).
       const deadline = new Promise<never>((_resolve, reject) => {
         timer = setTimeout(() => {
-          overdue = new TokenStoreError(operation, `token store ${operation} of "${key}" did not settle within ${boundMs} ms`);
+          overdue = new TokenStoreError(
+            operation,
+            `token store ${operation} of "${key}" did not settle within ${boundMs} ms`,
+          );
           reject(overdue);
         }, boundMs);
         if (options.stoppable) {
@@ -570,11 +640,16 @@ export class StoreView {
       const error =
         cause instanceof TokenStoreError
           ? cause
-          : new TokenStoreError(operation, `token store ${operation} failed${cause instanceof Error ? `: ${cause.message}` : ''}`, { cause });
+          : new TokenStoreError(
+              operation,
+              `token store ${operation} failed${cause instanceof Error ? `: ${cause.message}` : ''}`,
+              { cause },
+            );
       this.#redactor(key).redactError(error);
       // The store is down when it does not answer, or cannot read: not when it answers with
       // garbage, refuses one write, or has a busy lock.
-      const down = !this.#stopped && (error === overdue || (operation === 'get' && !this.#malformed.has(error)));
+      const down =
+        !this.#stopped && (error === overdue || (operation === 'get' && !this.#malformed.has(error)));
       // An outage starts with the first failure and grows with each failed probe only: calls that
       // were already under way when it started fail with it, and must not stretch it.
       if (down && (this.#outage === undefined || probe)) this.#failed(error);
@@ -598,7 +673,12 @@ export class StoreView {
 
 /** Whether `stored` is one of the sets `known` replaced (so older than it). */
 function isReplacedBy(stored: TokenSet, known: Known): boolean {
-  return known.replaced.includes(stored.accessToken) || (stored.refreshToken !== undefined && stored.refreshToken !== known.tokens.refreshToken && known.replaced.includes(stored.refreshToken));
+  return (
+    known.replaced.includes(stored.accessToken) ||
+    (stored.refreshToken !== undefined &&
+      stored.refreshToken !== known.tokens.refreshToken &&
+      known.replaced.includes(stored.refreshToken))
+  );
 }
 
 function notATokenSet(key: string, error: z.ZodError, method: string): TokenStoreError {

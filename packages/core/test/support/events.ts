@@ -17,10 +17,15 @@ export const EVENT_NAMES: Record<TokenManagerEventName, true> = {
 };
 
 /** Calls `listener` for every event the manager emits. */
-export function onEveryEvent(manager: TokenManager, listener: (name: TokenManagerEventName, payload: unknown) => void): void {
+export function onEveryEvent(
+  manager: TokenManager,
+  listener: (name: TokenManagerEventName, payload: unknown) => void,
+): void {
   for (const name of Object.keys(EVENT_NAMES) as TokenManagerEventName[]) {
-    (manager.on as (event: string, fn: (payload: unknown) => void) => unknown).call(manager, name, (payload: unknown) =>
-      listener(name, payload),
+    (manager.on as (event: string, fn: (payload: unknown) => void) => unknown).call(
+      manager,
+      name,
+      (payload: unknown) => listener(name, payload),
     );
   }
 }
