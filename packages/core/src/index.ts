@@ -9,7 +9,8 @@ export type { DPoPAlgorithm, DPoPProofOptions, ResponseHeaders } from './dpop.js
 export { findChallenge, parseWwwAuthenticate } from './www-authenticate.js';
 export { TokenManager } from './token-manager.js';
 export type { TokenGrant, TokenHandle, TokenManagerOptions } from './token-manager.js';
-export { attachTokenManager, isTokenRejection } from './http-integration.js';
+export { attachTokenManager } from './axios-integration.js';
+export { isTokenRejection } from './resource-request.js';
 export { freezeTokenSet, tokenSetFromResponse } from './token-set.js';
 export type { TokenSet } from './token-set.js';
 export type { StoreLock, TokenStore } from './token-store.js';

@@ -17,8 +17,9 @@ import {
   withHint,
 } from './errors.js';
 import type { RevocationResult, TokenManagerEvents } from './events.js';
-import { fetchWithTokens, tokenSources } from './http-integration.js';
-import type { TokenSource } from './http-integration.js';
+import { fetchWithTokens } from './fetch-integration.js';
+import { holdTokenSource } from './internal/token-source.js';
+import type { TokenSource } from './internal/token-source.js';
 import { backoffMs } from './internal/backoff.js';
 import { coarseNow, releaseCoarseClock, useCoarseClock } from './internal/coarse-clock.js';
 import { fn, nonEmptyString, nonNegativeNumber, parseOptions, positiveNumber } from './internal/options.js';
@@ -302,7 +303,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     });
     // Last: nothing above may throw once the process-wide clock counts this manager as a user.
     if (this.#hotNow !== undefined) useCoarseClock();
-    tokenSources.set(this, this.#source(this.#own));
+    holdTokenSource(this, this.#source(this.#own));
   }
 
   /** The store's change feed; a store whose `subscribe()` throws is a configuration error. */
@@ -415,7 +416,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
       introspectToken: (token) => this.#introspectToken(slot, token),
       fetch: (input, init) => fetchWithTokens(source, input, init),
     };
-    tokenSources.set(handle, source);
+    holdTokenSource(handle, source);
     return Object.freeze(handle);
   }
 
