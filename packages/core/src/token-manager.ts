@@ -254,10 +254,6 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   /** The store, bounded and checked, with the near-cache and the newest token set of each key. */
   readonly #view: StoreView;
   readonly #scheduler: RefreshScheduler | undefined;
-  /** Store keys due for a background renewal, read from `#backgroundHead` (no O(n) shift). */
-  #backgroundQueue: string[] = [];
-  #backgroundHead = 0;
-  #backgroundActive = 0;
   #closed = false;
 
   constructor(options: TokenManagerOptions) {
@@ -285,7 +281,9 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     if (options.autoRefresh) {
       const ahead = typeof options.autoRefresh === 'object' ? options.autoRefresh.aheadSeconds : undefined;
       this.#aheadMs = ahead === undefined ? this.#skewMs : ahead * 1000;
-      this.#scheduler = new RefreshScheduler(this.#now, (storeKey) => this.#scheduledRenewal(storeKey));
+      this.#scheduler = new RefreshScheduler(this.#now, (storeKey) => this.#scheduledRenewal(storeKey), {
+        concurrency: MAX_BACKGROUND_RENEWALS,
+      });
     }
     this.#view = new StoreView({
       store: this.#store,
@@ -441,9 +439,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#hotNow !== undefined) releaseCoarseClock();
-    this.#scheduler?.close();
-    this.#backgroundQueue = [];
-    this.#backgroundHead = 0;
+    this.#scheduler?.close(); // and the due keys waiting in its line
     this.#view.stop(); // renewals still waiting for the store lock give up at once
     await Promise.allSettled([...this.#states.values()].map((state) => state.flight));
     await this.#view.flush(); // a last try for token sets the store may not have
@@ -908,37 +904,14 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   }
 
   /**
-   * Background renewal of a due key; failures are reported through events only. At most
-   * {@link MAX_BACKGROUND_RENEWALS} run at once, the rest wait in line, so many keys coming due
-   * together neither open thousands of connections nor stall the event loop.
+   * Background renewal of a due key (at most {@link MAX_BACKGROUND_RENEWALS} at once, the scheduler
+   * sees to it); its failures are reported through events only.
    */
-  #scheduledRenewal(storeKey: string): void {
+  async #scheduledRenewal(storeKey: string): Promise<void> {
     if (this.#closed) return;
-    this.#backgroundQueue.push(storeKey);
-    this.#pumpBackground();
-  }
-
-  #pumpBackground(): void {
-    while (
-      this.#backgroundActive < MAX_BACKGROUND_RENEWALS &&
-      this.#backgroundHead < this.#backgroundQueue.length &&
-      !this.#closed
-    ) {
-      const slot = this.#slotOf(this.#backgroundQueue[this.#backgroundHead++]!);
-      if (this.#backgroundHead === this.#backgroundQueue.length) {
-        this.#backgroundQueue = [];
-        this.#backgroundHead = 0;
-      }
-      this.#backgroundActive += 1;
-      void this.#view
-        .read(slot.storeKey)
-        .then((current) => (current === undefined ? undefined : this.#renew(slot, current)))
-        .catch(() => undefined) // refresh.failed / store.failed already reported it
-        .finally(() => {
-          this.#backgroundActive -= 1;
-          this.#pumpBackground();
-        });
-    }
+    const slot = this.#slotOf(storeKey);
+    const current = await this.#view.read(slot.storeKey);
+    if (current !== undefined) await this.#renew(slot, current);
   }
 
   #schedule(slot: Slot, tokens: TokenSet): void {

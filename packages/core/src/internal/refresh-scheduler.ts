@@ -1,7 +1,9 @@
 /**
  * One timer for any number of keys: a min-heap of due times with lazy deletion (the map says
  * which entry of a key is current). Due keys are handed out in batches, yielding to the event loop
- * between batches, so 100,000 keys due at once do not stall it.
+ * between batches, so 100,000 keys due at once do not stall it. With a `concurrency`, at most that
+ * many runs are under way at once and the other due keys wait in line (first due, first run), so
+ * many keys coming due together neither open thousands of connections nor pile up work.
  */
 
 /** Keys handed to the callback per timer turn. */
@@ -13,15 +15,29 @@ export class RefreshScheduler {
   readonly #due = new Map<string, number>();
   readonly #heap: Array<{ at: number; key: string }> = [];
   readonly #now: () => number;
-  readonly #run: (key: string) => void;
+  readonly #run: (key: string) => void | Promise<void>;
+  readonly #concurrency: number;
+  /** Due keys waiting for a run, read from `#head` (no O(n) shift). */
+  #queue: string[] = [];
+  #head = 0;
+  #active = 0;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #closed = false;
 
-  /** @param run - called for each due key; must not throw (report through events instead). */
-  constructor(now: () => number, run: (key: string) => void) {
+  /**
+   * @param run - called for each due key; failures are its own to report (a rejection is ignored).
+   * @param options.concurrency - runs under way at once at most (a run lasts until its promise
+   *   settles). @default unlimited: `run` is called as keys come due
+   */
+  constructor(
+    now: () => number,
+    run: (key: string) => void | Promise<void>,
+    options: { concurrency?: number } = {},
+  ) {
     this.#now = now;
     this.#run = run;
+    this.#concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
   }
 
   /** How many keys are scheduled. */
@@ -49,6 +65,8 @@ export class RefreshScheduler {
     this.#timer = undefined;
     this.#due.clear();
     this.#heap.length = 0;
+    this.#queue = [];
+    this.#head = 0;
   }
 
   #arm(): void {
@@ -77,8 +95,35 @@ export class RefreshScheduler {
       this.#due.delete(top.key);
       ready.push(top.key);
     }
-    for (const key of ready) this.#run(key);
+    for (const key of ready) this.#hand(key);
     this.#arm();
+  }
+
+  #hand(key: string): void {
+    if (this.#concurrency === Number.POSITIVE_INFINITY) {
+      void this.#run(key);
+      return;
+    }
+    this.#queue.push(key);
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#active < this.#concurrency && this.#head < this.#queue.length && !this.#closed) {
+      const key = this.#queue[this.#head++]!;
+      if (this.#head === this.#queue.length) {
+        this.#queue = [];
+        this.#head = 0;
+      }
+      this.#active += 1;
+      Promise.resolve()
+        .then(() => this.#run(key))
+        .catch(() => undefined) // reported by the run itself
+        .finally(() => {
+          this.#active -= 1;
+          this.#pump();
+        });
+    }
   }
 
   /** Removes heap entries that were cancelled or rescheduled. */
