@@ -6,6 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import { ConfigurationError } from './errors.js';
+import { jwsAlgorithmOf } from './internal/algorithms.js';
 import { findChallenge } from './www-authenticate.js';
 
 /** Response headers as fetch (`Headers`) or axios / node:http (a plain object) give them. */
@@ -175,21 +176,10 @@ function publicMembers(jwk: JWK): JWK {
 }
 
 function algorithmOf(key: CryptoKey): string {
-  const algorithm = key.algorithm as { name: string; namedCurve?: string; hash?: { name: string } };
-  switch (algorithm.name) {
-    case 'ECDSA':
-      if (algorithm.namedCurve === 'P-256') return 'ES256';
-      if (algorithm.namedCurve === 'P-384') return 'ES384';
-      break;
-    case 'Ed25519':
-      return 'EdDSA';
-    case 'RSA-PSS':
-      return `PS${algorithm.hash?.name.replace('SHA-', '') ?? '256'}`;
-    case 'RSASSA-PKCS1-v1_5':
-      return `RS${algorithm.hash?.name.replace('SHA-', '') ?? '256'}`;
-  }
+  const alg = jwsAlgorithmOf(key);
+  if (alg !== undefined) return alg;
   throw new ConfigurationError(
     'INVALID_CONFIGURATION',
-    `a DPoP key must be asymmetric and signing (got ${algorithm.name})`,
+    `a DPoP key must be asymmetric and signing (got ${key.algorithm.name})`,
   );
 }

@@ -7,6 +7,7 @@ import { SignJWT, importJWK } from 'jose';
 import type { JWK } from 'jose';
 import { ConfigurationError } from '../errors.js';
 import type { ClientAuthMethod, ClientMetadata, ClientOptions, ServerMetadata } from '../types.js';
+import { jwsAlgorithmOf, jwsAlgorithmOfJwk } from './algorithms.js';
 import { formEncode } from './form.js';
 
 const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -258,39 +259,20 @@ function isCryptoKey(key: unknown): key is CryptoKey {
   return typeof CryptoKey !== 'undefined' && key instanceof CryptoKey;
 }
 
-/** The JWS algorithm of each EC curve (RFC 7518 §3.4). */
-const EC_ALGORITHMS = new Map([
-  ['P-256', 'ES256'],
-  ['P-384', 'ES384'],
-  ['P-521', 'ES512'],
-]);
-
 function algFromJwk(jwk: JWK): string {
-  if (jwk.kty === 'RSA') return 'RS256';
-  if (jwk.kty === 'OKP') return 'EdDSA';
-  if (jwk.kty === 'EC') return EC_ALGORITHMS.get(jwk.crv ?? '') ?? 'ES256';
+  const alg = jwsAlgorithmOfJwk(jwk);
+  if (alg !== undefined) return alg;
   throw new ConfigurationError(
     'INVALID_CONFIGURATION',
-    `privateKey JWK of kty ${String(jwk.kty)} needs an explicit alg`,
+    `privateKey JWK of kty ${String(jwk.kty)}${jwk.crv === undefined ? '' : ` and crv ${jwk.crv}`} needs an explicit alg`,
   );
 }
 
 function algFromCryptoKey(key: CryptoKey): string {
-  const algorithm = key.algorithm as { name: string; namedCurve?: string; hash?: { name: string } };
-  const bits = algorithm.hash?.name.replace('SHA-', '') ?? '256';
-  switch (algorithm.name) {
-    case 'RSASSA-PKCS1-v1_5':
-      return `RS${bits}`;
-    case 'RSA-PSS':
-      return `PS${bits}`;
-    case 'ECDSA':
-      return EC_ALGORITHMS.get(algorithm.namedCurve ?? '') ?? 'ES256';
-    case 'Ed25519':
-      return 'EdDSA';
-    default:
-      throw new ConfigurationError(
-        'INVALID_CONFIGURATION',
-        `privateKey of algorithm ${algorithm.name} needs an explicit token_endpoint_auth_signing_alg`,
-      );
-  }
+  const alg = jwsAlgorithmOf(key);
+  if (alg !== undefined) return alg;
+  throw new ConfigurationError(
+    'INVALID_CONFIGURATION',
+    `privateKey of algorithm ${key.algorithm.name} needs an explicit token_endpoint_auth_signing_alg`,
+  );
 }
