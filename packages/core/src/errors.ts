@@ -228,6 +228,43 @@ export class TokenStoreError extends TesseraError {
     super('STORE_ERROR', message, options);
     this.operation = operation;
   }
+
+  /**
+   * The translator every store adapter uses, ours and users': whatever a driver threw becomes a
+   * `TokenStoreError` of `operation` (one already is stays as it is). The message names the store
+   * and the driver's message; the cause keeps only the driver error's name, message and `code`, never
+   * the error itself, which may carry connection options, passwords or the value being written.
+   *
+   * @example
+   * ```ts
+   * async get(key) {
+   *   try { return await this.db.read(key); }
+   *   catch (error) { throw TokenStoreError.from('get', error, { store: 'sqlite token store' }); }
+   * }
+   * ```
+   */
+  static from(
+    operation: TokenStoreOperation,
+    cause: unknown,
+    options: { store?: string } = {},
+  ): TokenStoreError {
+    if (cause instanceof TokenStoreError) return cause;
+    const what = options.store ?? 'token store';
+    const text = cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : 'unknown error';
+    return new TokenStoreError(operation, `${what} ${operation} failed: ${text}`, {
+      cause: summaryOf(cause),
+    });
+  }
+}
+
+/** A plain copy of an error: name, message and a string `code` only. */
+function summaryOf(error: unknown): Error | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const copy = new Error(error.message);
+  copy.name = error.name;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') Object.defineProperty(copy, 'code', { value: code, enumerable: true });
+  return copy;
 }
 
 /**

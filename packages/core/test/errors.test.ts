@@ -6,6 +6,7 @@ import {
   OAuthError,
   ResponseError,
   TesseraError,
+  TokenStoreError,
   TransportError,
 } from '@tessera/core';
 import { parseRetryAfter } from '../src/internal/http.js';
@@ -82,5 +83,32 @@ describe('parseRetryAfter (RFC 9110 §10.2.3)', () => {
     [undefined, undefined],
   ])('%s → %s ms', (value, expected) => {
     expect(parseRetryAfter(value, now)).toBe(expected);
+  });
+});
+
+describe('TokenStoreError.from (the translator store adapters use)', () => {
+  it("keeps the driver's name, message and code, never the driver error itself", () => {
+    const driver = Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:6379'), {
+      code: 'ECONNREFUSED',
+      options: { password: 'redis-secret-password' },
+    });
+    const error = TokenStoreError.from('get', driver, { store: 'my token store' });
+    expect(error).toBeInstanceOf(TokenStoreError);
+    expect(error).toMatchObject({ code: 'STORE_ERROR', operation: 'get' });
+    expect(error.message).toBe('my token store get failed: connect ECONNREFUSED 10.0.0.5:6379');
+    expect(error.cause).not.toBe(driver);
+    expect(error.cause).toMatchObject({ name: 'Error', message: driver.message, code: 'ECONNREFUSED' });
+    expect(JSON.stringify(error) + inspect(error, { depth: 5 }) + JSON.stringify(error.cause)).not.toContain(
+      'redis-secret-password',
+    );
+  });
+
+  it('leaves a TokenStoreError as it is, and takes a thrown string or anything else', () => {
+    const original = new TokenStoreError('set', 'disk full');
+    expect(TokenStoreError.from('get', original)).toBe(original);
+    expect(TokenStoreError.from('delete', 'gone').message).toBe('token store delete failed: gone');
+    expect(TokenStoreError.from('lock', 42)).toMatchObject({
+      message: 'token store lock failed: unknown error',
+    });
   });
 });

@@ -337,17 +337,7 @@ export class RedisTokenStore implements TokenStore {
         },
         (error: unknown) => {
           clearTimeout(timer);
-          reject(
-            error instanceof TokenStoreError
-              ? error
-              : new TokenStoreError(
-                  operation,
-                  `redis token store: ${operation} failed: ${(error as Error)?.message ?? 'unknown error'}`,
-                  {
-                    cause: strip(error),
-                  },
-                ),
-          );
+          reject(TokenStoreError.from(operation, error, { store: 'redis token store' }));
         },
       );
     });

@@ -637,14 +637,7 @@ export class StoreView {
       return value;
     } catch (cause) {
       this.#epoch += 1;
-      const error =
-        cause instanceof TokenStoreError
-          ? cause
-          : new TokenStoreError(
-              operation,
-              `token store ${operation} failed${cause instanceof Error ? `: ${cause.message}` : ''}`,
-              { cause },
-            );
+      const error = TokenStoreError.from(operation, cause);
       this.#redactor(key).redactError(error);
       // The store is down when it does not answer, or cannot read: not when it answers with
       // garbage, refuses one write, or has a busy lock.
