@@ -232,8 +232,9 @@ export class TokenStoreError extends TesseraError {
   /**
    * The translator every store adapter uses, ours and users': whatever a driver threw becomes a
    * `TokenStoreError` of `operation` (one already is stays as it is). The message names the store
-   * and the driver's message; the cause keeps only the driver error's name, message and `code`, never
-   * the error itself, which may carry connection options, passwords or the value being written.
+   * and the driver's message (or is `options.message`); the cause keeps only the driver error's
+   * name, message and `code`, never the error itself, which may carry connection options,
+   * passwords or the value being written.
    *
    * @example
    * ```ts
@@ -246,19 +247,22 @@ export class TokenStoreError extends TesseraError {
   static from(
     operation: TokenStoreOperation,
     cause: unknown,
-    options: { store?: string } = {},
+    options: { store?: string; message?: string } = {},
   ): TokenStoreError {
     if (cause instanceof TokenStoreError) return cause;
     const what = options.store ?? 'token store';
     const text = cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : 'unknown error';
-    return new TokenStoreError(operation, `${what} ${operation} failed: ${text}`, {
-      cause: summaryOf(cause),
+    return new TokenStoreError(operation, options.message ?? `${what} ${operation} failed: ${text}`, {
+      cause: errorSummary(cause),
     });
   }
 }
 
-/** A plain copy of an error: name, message and a string `code` only. */
-function summaryOf(error: unknown): Error | undefined {
+/**
+ * A plain copy of an error for a `cause`: name, message and a string `code` only (a driver's or
+ * axios's error can hold request headers, bodies and connection options). @internal
+ */
+export function errorSummary(error: unknown): Error | undefined {
   if (!(error instanceof Error)) return undefined;
   const copy = new Error(error.message);
   copy.name = error.name;

@@ -110,5 +110,9 @@ describe('TokenStoreError.from (the translator store adapters use)', () => {
     expect(TokenStoreError.from('lock', 42)).toMatchObject({
       message: 'token store lock failed: unknown error',
     });
+    const parse = TokenStoreError.from('get', new SyntaxError('Unexpected token'), {
+      message: 'the value is not a token set',
+    });
+    expect(parse).toMatchObject({ message: 'the value is not a token set', cause: { name: 'SyntaxError' } });
   });
 });

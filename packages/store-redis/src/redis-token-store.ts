@@ -91,8 +91,8 @@ export class RedisTokenStore implements TokenStore {
     try {
       return { tokens: freezeTokenSet(JSON.parse(json) as TokenSet), version: Number(version) };
     } catch (cause) {
-      throw new TokenStoreError('get', `redis token store: the value of "${key}" is not a token set`, {
-        cause: strip(cause),
+      throw TokenStoreError.from('get', cause, {
+        message: `redis token store: the value of "${key}" is not a token set`,
       });
     }
   }
@@ -185,8 +185,8 @@ export class RedisTokenStore implements TokenStore {
     try {
       json = JSON.stringify(tokens);
     } catch (cause) {
-      throw new TokenStoreError('set', 'redis token store: the token set is not plain data', {
-        cause: strip(cause),
+      throw TokenStoreError.from('set', cause, {
+        message: 'redis token store: the token set is not plain data',
       });
     }
     const result = await this.#call('set', () =>
@@ -382,14 +382,6 @@ function safely(callback: () => void): void {
   } catch {
     // A listener's failure is its own.
   }
-}
-
-/** ioredis errors carry the command and its arguments (token JSON): keep only name and message. */
-function strip(error: unknown): Error | undefined {
-  if (!(error instanceof Error)) return undefined;
-  const copy = new Error(error.message);
-  copy.name = error.name;
-  return copy;
 }
 
 /**

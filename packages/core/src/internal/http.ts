@@ -9,7 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { AxiosInstance, AxiosResponse } from 'axios';
-import { ConfigurationError, ResponseError, TransportError } from '../errors.js';
+import { ConfigurationError, ResponseError, TransportError, errorSummary } from '../errors.js';
 import type { ClientOptions } from '../types.js';
 import { backoffMs } from './backoff.js';
 import { headerSecrets } from './redact.js';
@@ -376,7 +376,7 @@ function networkError(endpoint: string, cause: unknown): TransportError {
     'NETWORK_ERROR',
     `request to ${endpoint} failed: ${detail}`,
     systemCode === undefined ? { endpoint } : { endpoint, systemCode },
-    { cause: strip(cause) },
+    { cause: errorSummary(cause) }, // an axios error's config holds our request headers and body
   );
 }
 
@@ -385,16 +385,6 @@ function systemCodeOf(error: unknown): string | undefined {
   const { code, cause } = error as { code?: unknown; cause?: unknown };
   if (typeof code === 'string' && /^E[A-Z_]+$/.test(code) && !code.startsWith('ERR_')) return code;
   return cause === undefined ? undefined : systemCodeOf(cause);
-}
-
-/** An axios error's `config` holds our request headers and body; keep only name, message, code. */
-function strip(error: unknown): Error | undefined {
-  if (!(error instanceof Error)) return undefined;
-  const copy = new Error(error.message);
-  copy.name = error.name;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string') Object.defineProperty(copy, 'code', { value: code, enumerable: true });
-  return copy;
 }
 
 function flattenHeaders(headers: Record<string, unknown>): Record<string, string | undefined> {
