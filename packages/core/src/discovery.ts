@@ -1,6 +1,6 @@
 /**
  * Well-known metadata locations (RFC 8414 §3.1, OpenID Connect Discovery §4), in the order a
- * client tries them (specs/02 §1).
+ * client tries them (RFC 8414 §3.1, OpenID Connect Discovery 1.0 §4).
  */
 import { ConfigurationError } from './errors.js';
 
@@ -9,7 +9,7 @@ import { ConfigurationError } from './errors.js';
  * 1. RFC 8414: `/.well-known/oauth-authorization-server` inserted before the path;
  * 2. OpenID Connect name at the RFC 8414 place (path issuers only);
  * 3. OpenID Connect Discovery: `/.well-known/openid-configuration` appended;
- * 4. the same with a trailing slash (path issuers only; documented so by Edlink, specs/12 §1).
+ * 4. the same with a trailing slash (path issuers only; as Edlink documents its issuer).
  *
  * @throws ConfigurationError `INVALID_CONFIGURATION` for an issuer that is not an absolute URL, or
  *   that has a query or fragment (RFC 8414 §2).

@@ -141,7 +141,7 @@ export interface ResponseErrorFields {
   field?: string;
   /**
    * A provider's non-standard error, e.g. Edlink's `{"$error": "..."}` or
-   * `{"$errors": [{ code, message }]}` (specs/12).
+   * `{"$errors": [{ code, message }]}` (Edlink).
    */
   providerError?: { message: string; code?: string; requestId?: string };
 }

@@ -22,7 +22,7 @@ export async function authorization(
     const proof = await source.dpop.proof(method, url, { accessToken: tokens.accessToken });
     return { authorization: `DPoP ${tokens.accessToken}`, dpop: proof };
   }
-  // Always `Bearer` with a capital B, whatever case the token response used (specs/10 §1).
+  // Always `Bearer` with a capital B, whatever case the token response used (RFC 6750 §2.1; RFC 7235 §2.1 makes the scheme case-insensitive).
   return { authorization: `Bearer ${tokens.accessToken}` };
 }
 
@@ -32,7 +32,7 @@ export function isDPoP(tokens: TokenSet): boolean {
 
 /**
  * Whether a 401 means "this token is no good": `error="invalid_token"`, or no error at all
- * (specs/10 §2). With `scheme`, only that scheme's challenge counts (RFC 9449 §7.1: a server may
+ * (RFC 6750 §3). With `scheme`, only that scheme's challenge counts (RFC 9449 §7.1: a server may
  * send a Bearer and a DPoP challenge at once); a 401 without any challenge of it counts as a
  * rejection. `insufficient_scope` (403) and DPoP proof or nonce errors are not rejections.
  */

@@ -610,7 +610,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   }
 
   /**
-   * specs/10 §3 "refresh if current is T": reuse a token another request already got; else renew,
+   * RFC 6750 §3.1 `invalid_token`, "refresh if current is T": reuse a token another request already got; else renew,
    * or `undefined` when there is no way to (no refresh token and no grant): the 401 stands.
    */
   async #renewAfterRejection(slot: Slot, sentAccessToken: string): Promise<TokenSet | undefined> {

@@ -28,7 +28,7 @@ function basicCredentials(header: string | undefined): string {
 }
 
 describe('client_secret_basic (RFC 6749 §2.3.1)', () => {
-  it('matches the verified test vector of specs/01', async () => {
+  it('matches a verified RFC 6749 §2.3.1 test vector', async () => {
     const client = new Client(metadata, {
       client_id: '1PpG/Q 1',
       client_secret: 'z/tZ9VwFZqApmIQ+ZH1I5pLk/uB4ud:X2/8bL+wfFTt1rFw=',

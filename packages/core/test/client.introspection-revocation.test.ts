@@ -128,7 +128,7 @@ describe('tokenIntrospection (RFC 7662)', () => {
     expect(requests()).toHaveLength(2);
   });
 
-  describe('Edlink (specs/12)', () => {
+  describe('Edlink', () => {
     it.each<[string, number, unknown, Record<string, unknown>]>([
       [
         '400 {"$error"} with the token echoed',

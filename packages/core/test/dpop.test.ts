@@ -64,7 +64,7 @@ describe('randomDPoPKeyPair and the handle', () => {
     );
   });
 
-  it('computes the RFC 7638 thumbprint (specs/08 vector)', async () => {
+  it('computes the RFC 7638 thumbprint (RFC 7638 §3.1 vector)', async () => {
     const publicKey = (await importJWK(
       {
         crv: 'P-256',

@@ -1,5 +1,5 @@
 /**
- * The TokenManager with DPoP (RFC 9449 §7, §9; specs/08 §4, §5; specs/10 §5 case 13): tokens bound
+ * The TokenManager with DPoP (RFC 9449 §7, §8, §9): tokens bound
  * to the manager's key, `Authorization: DPoP` plus a proof with `ath` at a local resource server,
  * the resource server's nonce retry apart from the refresh-and-retry, and tokens bound to another
  * key (or to any key, for a manager without one) never used. Against the real authorization server
@@ -251,7 +251,7 @@ describe.each([
       expect(claimsOf(second!.proof).jti).not.toBe(claimsOf(first!.proof).jti);
     });
 
-    it('nonce challenge, then invalid_token: one nonce retry, then one refresh and one retry (specs/10 case 13)', async () => {
+    it('nonce challenge, then invalid_token: one nonce retry, then one refresh and one retry', async () => {
       const { manager } = await dpopManager();
       const old = await manager.getValidAccessToken();
       const before = tokenRequests();
@@ -281,7 +281,7 @@ describe.each([
       expect(tokenRequests() - before).toBe(0);
     });
 
-    // RFC 9449 §9 / specs/08 §5: "always remember the latest value" of DPoP-Nonce, from any response.
+    // RFC 9449 §8 and §9: "always remember the latest value" of DPoP-Nonce, from any response.
     // Regression: the nonce of a retried response used to be lost, so the next request paid
     // another use_dpop_nonce round trip (RFC 9449 §9: always remember the latest nonce).
     it('remembers a DPoP-Nonce sent with the retried response for the next request', async () => {
@@ -313,7 +313,7 @@ describe.each([
       expect(tokenRequests() - before).toBe(0);
     });
 
-    // specs/08 §4: "A server supporting both schemes may send a Bearer and a DPoP challenge in one
+    // RFC 9449 §7.1: "A server supporting both schemes may send a Bearer and a DPoP challenge in one
     // header — parse per scheme". The DPoP challenge says the proof was bad; the Bearer challenge
     // without an error only advertises the other scheme. Regression: any challenge without `error`
     // used to count as a token rejection, refreshing a valid token.

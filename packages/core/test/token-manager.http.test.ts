@@ -1,5 +1,5 @@
 /**
- * The HTTP integration of the TokenManager (RFC 6750, specs/10 §3 and §5): `manager.fetch()` and
+ * The HTTP integration of the TokenManager (RFC 6750 §2.1 and §3): `manager.fetch()` and
  * `attachTokenManager(axios)` against a local resource server, with the real authorization server
  * (oidc-provider) as token source, or a scripted token endpoint where a test needs to script or
  * count token responses exactly.
@@ -424,10 +424,10 @@ describe.each(callers)('$name', (caller) => {
     ]);
   });
 
-  // specs/10 §3: "T2 is null (cannot refresh) → return res". A user token without a refresh token,
+  // RFC 6750 §3.1 retry rule: "T2 is null (cannot refresh) → return res". A user token without a refresh token,
   // and no grant to acquire another, cannot be renewed: the 401 should come back to the caller.
   // Regression: this used to reject with a ConfigurationError ("no tokens for key") although the
-  // key had tokens; with nothing to renew with, the 401 is the answer (specs/10 §3).
+  // key had tokens; with nothing to renew with, the 401 is the answer (RFC 6750 §3.1).
   it('a 401 for a token that cannot be renewed (no refresh token, no grant) is given back, not thrown', async () => {
     const manager = track(new TokenManager({ client: fakeClient }));
     await manager.storeTokens({ access_token: 'user-at-no-rt', token_type: 'Bearer', expires_in: 300 });
@@ -547,7 +547,7 @@ describe('attachTokenManager() only', () => {
     ]);
   });
 
-  // A Node stream body cannot be replayed either (specs/10 §3: "streams that cannot be replayed →
+  // A Node stream body cannot be replayed either (the retry rule: "streams that cannot be replayed →
   // no retry"). manager.fetch() checks this; the axios interceptor does not: it refreshes and resends
   // the request with the already consumed stream, i.e. a POST with an EMPTY body, and returns the
   // server's answer to that (a regression test: it used to do exactly that). The axios timeout only bounds a retry that might otherwise hang.

@@ -206,7 +206,7 @@ export class ClientAuthenticator {
       case 'private_key_jwt': {
         const { key, alg, kid } = await this.#key!;
         const now = Math.floor(Date.now() / 1000);
-        // aud: the issuer as one string, never an array (OIDC Core §9 as updated in 2025, specs/07 §C).
+        // aud: the issuer as one string, never an array (OIDC Core §9 as updated in 2025, and RFC 7523 §3).
         const assertion = await new SignJWT({})
           .setProtectedHeader(kid === undefined ? { alg } : { alg, kid })
           .setIssuer(this.#clientId)

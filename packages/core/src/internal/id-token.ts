@@ -1,5 +1,5 @@
 /**
- * ID Token validation for token endpoint responses (OpenID Connect Core §3.1.3.7, specs/09).
+ * ID Token validation for token endpoint responses (OpenID Connect Core §3.1.3.7).
  */
 import { createHash } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
@@ -116,7 +116,7 @@ function checkAudience(claims: IDTokenClaims, clientId: string): void {
 /** §3.1.3.8: base64url of the left half of the hash that matches the JWS alg. */
 function leftHalfHash(accessToken: string, alg: string): string {
   // The hash is named by the alg's suffix only for HS/RS/PS/ES; EdDSA and the fully-specified
-  // Ed25519 (RFC 9864) use SHA-512 (specs/09 §2.13). Any other alg (e.g. ML-DSA) has no defined
+  // Ed25519 (RFC 9864) use SHA-512, Ed25519's own digest. Any other alg (e.g. ML-DSA) has no defined
   // hash: fail the check instead of letting node:crypto throw a raw Error.
   const bits = alg === 'EdDSA' || alg === 'Ed25519' ? '512' : /^[HRPE]S(256|384|512)$/.exec(alg)?.[1];
   if (bits === undefined) throw new IdTokenError('at_hash', `at_hash cannot be checked for alg ${alg}`);
@@ -131,7 +131,7 @@ export function joseFailure(
 ): TesseraError {
   if (error instanceof TesseraError) return error;
   // jose also throws JWTExpired, with claim 'iat', for an `iat` older than `maxTokenAge` (the age
-  // limit of RFC 9701 responses, specs/03 §4 step 7): name the claim jose checked, not always 'exp'.
+  // limit of RFC 9701 responses, RFC 9701 §5): name the claim jose checked, not always 'exp'.
   if (error instanceof joseErrors.JWTExpired) {
     return error.claim === 'exp'
       ? wrap('exp', 'has expired', error)

@@ -1,7 +1,7 @@
 /**
  * The server's JWKS, fetched through our transport (timeouts, size limit, https rules, mTLS agent)
  * but cached and rotated by jose: an unknown `kid` triggers one refetch, at most once per cooldown
- * (OpenID Connect Core §10.1.1, specs/09 §2.5).
+ * (OpenID Connect Core §10.1.1).
  */
 import { createRemoteJWKSet, customFetch } from 'jose';
 import type { JWTVerifyGetKey } from 'jose';

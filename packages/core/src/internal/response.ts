@@ -77,7 +77,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /**
  * The JSON object of a 2xx response. Throws `OAuthError` when the body carries an `error` (some
  * servers send errors with 200, RFC 6749 §5.2 parsing advice), and `ResponseError` when it is not a
- * JSON object. A `{"$data": {...}}` envelope (Edlink, specs/12 §3) is unwrapped when the expected
+ * JSON object. A `{"$data": {...}}` envelope (Edlink) is unwrapped when the expected
  * member is only inside it.
  */
 export function jsonObject(
@@ -103,7 +103,7 @@ export function jsonObject(
 }
 
 /**
- * The error for a non-2xx response, in the order of specs/12 §4: an RFC 6749 error body →
+ * The error for a non-2xx response, in this order: an RFC 6749 error body →
  * `OAuthError`; `{"$error": "..."}` or `{"$errors": [...]}` → `ResponseError` `HTTP_ERROR` whose
  * message carries the provider's text; anything else (HTML from a proxy, plain text, a 3xx) →
  * `ResponseError` `HTTP_ERROR` with the status and the (redacted, truncated) body.
@@ -163,7 +163,7 @@ function hintOf(context: ResponseContext): string {
   return context.hint === undefined ? '' : ` (${context.hint})`;
 }
 
-/** Edlink's `{"$error": "..."}` and `{"$request": "...", "$errors": [{code, message}]}` (specs/12 §4). */
+/** Edlink's `{"$error": "..."}` and `{"$request": "...", "$errors": [{code, message}]}`. */
 function providerError(
   json: Record<string, unknown>,
 ): { message: string; code?: string; requestId?: string } | undefined {

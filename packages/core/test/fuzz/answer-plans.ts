@@ -668,7 +668,7 @@ function oauthErrorBodyArb(sources: readonly SecretSource[]): fc.Arbitrary<Json>
   ]);
 }
 
-/** Edlink-style bodies (specs/12): `$error`, `$request` with `$errors`, `$data`. */
+/** Edlink-style bodies: `$error`, `$request` with `$errors`, `$data`. */
 function providerBodyArb(sources: readonly SecretSource[], success: fc.Arbitrary<Json>): fc.Arbitrary<Json> {
   const wrong = wrongArb;
   const text = fc.oneof(echoStringArb(sources), fc.constantFrom<Json>('Invalid client credentials.', ''));
