@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { decodeJwt } from 'jose';
-import type { JWTPayload } from 'jose';
+import { unverifiedClaims } from './internal/jwt.js';
 import type { Client } from './client.js';
 import type { DPoPHandle } from './dpop.js';
 import { createHash } from 'node:crypto';
@@ -1001,12 +1000,8 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
 function checkRefreshedIdToken(previous: TokenSet, response: TokenResponse): void {
   const claims = response.claims();
   if (claims === undefined || previous.idToken === undefined) return;
-  let original: JWTPayload;
-  try {
-    original = decodeJwt(previous.idToken);
-  } catch {
-    return; // nothing trustworthy to compare with
-  }
+  const original = unverifiedClaims(previous.idToken);
+  if (original === undefined) return; // nothing trustworthy to compare with
   const audience = (aud: unknown) => JSON.stringify([aud].flat().sort());
   for (const claim of ['iss', 'sub'] as const) {
     if (claims[claim] !== original[claim]) {
@@ -1110,16 +1105,13 @@ function grantFingerprint(grant: TokenGrant | undefined): string {
 
 /** The issuer and client of an ID Token (unverified: only to tell whose a stored set is). */
 function idTokenOrigin(idToken: string, clientId: string): { issuer?: unknown; clientId?: unknown } {
-  try {
-    const { iss, aud } = decodeJwt(idToken);
-    const audiences = [aud].flat();
-    return {
-      issuer: iss,
-      clientId: aud === undefined || audiences.includes(clientId) ? undefined : audiences[0],
-    };
-  } catch {
-    return {}; // nothing to tell by
-  }
+  const claims = unverifiedClaims(idToken);
+  if (claims === undefined) return {}; // nothing to tell by
+  const audiences = [claims.aud].flat();
+  return {
+    issuer: claims.iss,
+    clientId: claims.aud === undefined || audiences.includes(clientId) ? undefined : audiences[0],
+  };
 }
 
 /**
