@@ -7,13 +7,14 @@ import { ConfigurationError, OAuthError, ResponseError, TransportError, withHint
 import { ClientAuthenticator } from './internal/client-auth.js';
 import type { AuthReading } from './internal/client-auth.js';
 import { appendParameters } from './internal/form.js';
-import { HttpTransport, parseRetryAfter } from './internal/http.js';
+import { HttpTransport, parseRetryAfter, transportOptions } from './internal/http.js';
 import type { HttpRequest, HttpResponse, RetryPolicy } from './internal/http.js';
 import { validateIdToken } from './internal/id-token.js';
 import { verifyJwt } from './internal/jwt.js';
 import { remoteKeySet } from './internal/jwks.js';
 import { clientOptionsSchema, parseOptions } from './internal/options.js';
 import { CallSecrets } from './internal/redact.js';
+import { deepFreeze } from './internal/freeze.js';
 import { normalizeTokenType } from './internal/token-type.js';
 import { errorFromResponse, jsonObject, mediaType, tryJson } from './internal/response.js';
 import type { ResponseContext } from './internal/response.js';
@@ -145,7 +146,7 @@ export class Client {
     }
     checkClientArguments(metadata, options);
     const expected = typeof issuer === 'string' ? issuer : issuer.href;
-    const transport = new HttpTransport(options);
+    const transport = new HttpTransport(transportOptions(options));
     const secrets = new CallSecrets([], transport.secrets);
     // Report the most telling failure: a document that was found but unusable beats a 404.
     let notFound: TesseraError | undefined;
@@ -218,7 +219,7 @@ export class Client {
     } catch (error) {
       throw new ConfigurationError('INVALID_CONFIGURATION', (error as Error).message, { cause: error });
     }
-    this.#transport = new HttpTransport(options);
+    this.#transport = new HttpTransport(transportOptions(options));
     for (const [name, value] of Object.entries(parsed)) {
       if ((name.endsWith('_endpoint') || name === 'jwks_uri') && typeof value === 'string') {
         this.#transport.assertUrl(value, name);
@@ -1021,12 +1022,4 @@ function arrived<T extends object>(body: T, receivedAt: number): T {
   const frozen = Object.freeze({ ...body });
   arrivals.set(frozen, receivedAt);
   return frozen;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const member of Object.values(value)) deepFreeze(member);
-    Object.freeze(value);
-  }
-  return value;
 }

@@ -1,4 +1,5 @@
 import { TokenStoreError } from './errors.js';
+import { deepFreeze } from './internal/freeze.js';
 import { freezeTokenSet } from './token-set.js';
 import type { TokenSet } from './token-set.js';
 import type { StoreLock, TokenStore } from './token-store.js';
@@ -353,10 +354,4 @@ function frozenCopy(tokens: TokenSet): TokenSet {
   if (copy === null || typeof copy !== 'object' || Array.isArray(copy)) throw new TypeError('not an object');
   deepFreeze(copy.extra);
   return freezeTokenSet(copy as TokenSet);
-}
-
-function deepFreeze(value: unknown): void {
-  if (value === null || typeof value !== 'object') return;
-  Object.freeze(value);
-  for (const nested of Object.values(value)) deepFreeze(nested);
 }

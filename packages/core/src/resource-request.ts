@@ -4,6 +4,7 @@
  * RFC 9449 §7.1), shared by the fetch and axios integrations.
  */
 import { InternalError } from './errors.js';
+import { isDPoPTokenType } from './internal/token-type.js';
 import type { TokenSource } from './internal/token-source.js';
 import type { TokenSet } from './token-set.js';
 import { parseWwwAuthenticate } from './www-authenticate.js';
@@ -27,7 +28,7 @@ export async function authorization(
 }
 
 export function isDPoP(tokens: TokenSet): boolean {
-  return tokens.tokenType.toLowerCase() === 'dpop';
+  return isDPoPTokenType(tokens.tokenType);
 }
 
 /**

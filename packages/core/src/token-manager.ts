@@ -25,6 +25,7 @@ import { fn, nonEmptyString, nonNegativeNumber, parseOptions, positiveNumber } f
 import { RefreshScheduler } from './internal/refresh-scheduler.js';
 import { SafeEventEmitter } from './internal/safe-emitter.js';
 import { tokenResponseSchema } from './internal/schemas.js';
+import { isDPoPTokenType } from './internal/token-type.js';
 import { StoreView } from './internal/store-view.js';
 import { MemoryTokenStore } from './memory-token-store.js';
 import { tokenSetFromResponse } from './token-set.js';
@@ -651,7 +652,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     const jkt = await this.#dpopJktReady;
     const tokens = tokenSetFromResponse(wire, {
       requestedAtMs: this.#now(),
-      dpopJkt: wire.token_type.toLowerCase() === 'dpop' ? jkt : undefined,
+      dpopJkt: isDPoPTokenType(wire.token_type) ? jkt : undefined,
       origin: this.#origin,
     });
     // A new grant: no backoff, failure or lost answer of the old one applies (a renewal in flight stays single).
@@ -948,7 +949,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
    */
   #boundToUs(tokens: TokenSet): boolean {
     if (tokens.dpopJkt !== undefined) return this.#dpop !== undefined && tokens.dpopJkt === this.#dpopJkt;
-    return tokens.tokenType.toLowerCase() !== 'dpop';
+    return !isDPoPTokenType(tokens.tokenType);
   }
 
   #boundJkt(response: TokenResponse): string | undefined {

@@ -62,6 +62,18 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** The options the transport owns: nothing of the client's credentials, only how to send. */
+export type TransportOptions = Pick<
+  ClientOptions,
+  'axios' | 'tls' | 'timeoutMs' | 'maxResponseBytes' | 'retry' | 'allowInsecureRequests' | 'headers'
+>;
+
+/** What of `options` is the transport's, picked at the edge (the rest, such as keys, stays out). */
+export function transportOptions(options: ClientOptions): TransportOptions {
+  const { axios, tls, timeoutMs, maxResponseBytes, retry, allowInsecureRequests, headers } = options;
+  return { axios, tls, timeoutMs, maxResponseBytes, retry, allowInsecureRequests, headers };
+}
+
 /** Sends requests with keep-alive agents, timeouts, a size limit, no redirects and bounded retries. */
 export class HttpTransport {
   /** The caller's axios instance; without one, requests go through node:http(s) directly. */
@@ -80,7 +92,7 @@ export class HttpTransport {
   /** Values of the caller's `headers` that are credentials, for redaction. */
   readonly secrets: readonly string[];
 
-  constructor(options: ClientOptions = {}) {
+  constructor(options: TransportOptions = {}) {
     this.#axios = options.axios;
     this.#httpAgent = new http.Agent({ keepAlive: true });
     this.#httpsAgent = new https.Agent({

@@ -12,3 +12,8 @@ const KNOWN = new Map([
 export function normalizeTokenType(tokenType: string): string | undefined {
   return KNOWN.get(tokenType.toLowerCase());
 }
+
+/** Whether a token type is DPoP's (RFC 9449 §5), in any case. */
+export function isDPoPTokenType(tokenType: string): boolean {
+  return tokenType.toLowerCase() === 'dpop';
+}
