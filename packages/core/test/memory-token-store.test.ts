@@ -13,6 +13,7 @@ import { MemoryTokenStore } from '../src/memory-token-store.js';
 import { rejection } from './support/test-helpers.js';
 
 describeTokenStore('MemoryTokenStore', () => new MemoryTokenStore(), {
+  capabilities: ['lock', 'subscribe'],
   peer: (store) => store,
   breakStore: (store) => store.close?.(),
 });

@@ -6,6 +6,9 @@ import type { StoreLock, TokenSet, TokenStore, TokenStoreOperation } from '@tess
 import { DELETE, RELEASE_LOCK, SET_IF_VERSION } from './scripts.js';
 import type { LuaScript } from './scripts.js';
 
+/** Reconnects of a Cluster's pub/sub connection to one node before another node takes over. */
+const CLUSTER_SUBSCRIBER_RETRIES = 3;
+
 /** Options of a {@link RedisTokenStore}. */
 export interface RedisTokenStoreOptions {
   /** An ioredis `Redis` (standalone or Sentinel) or `Cluster` client that the caller owns and closes. */
@@ -61,9 +64,8 @@ export class RedisTokenStore implements TokenStore {
   readonly #unlocks: string;
   readonly #listeners = new Set<ChangeListener>();
   readonly #lockWaiters = new Map<string, Set<() => void>>();
-  #subscriber: Redis | Cluster | undefined;
+  #subscriber: Redis | undefined;
   #subscribed: Promise<void> | undefined;
-  #subscriberWasReady = false;
   #subscriberUp = false;
   #closed = false;
 
@@ -260,14 +262,33 @@ export class RedisTokenStore implements TokenStore {
   /** One extra connection for pub/sub: the change feed and lock releases. */
   #ensureSubscriber(): Promise<void> {
     if (this.#closed) return Promise.reject(new TokenStoreError('subscribe', 'redis token store is closed'));
-    if (this.#subscribed !== undefined) return this.#subscribed;
-    // A standalone connection resubscribes itself after a reconnect: ioredis's own resubscription
-    // leaves an unhandled rejection when the connection drops again before Redis answers it.
-    const own = this.#client instanceof Redis;
-    const subscriber = own
-      ? (this.#client as Redis).duplicate({ autoResubscribe: false })
-      : this.#client.duplicate();
+    this.#subscribed ??= this.#openSubscriber(false).catch((error: unknown) => {
+      this.#subscribed = undefined;
+      throw error;
+    });
+    return this.#subscribed;
+  }
+
+  /**
+   * Opens the pub/sub connection and subscribes. It is always a plain connection that this store
+   * resubscribes itself after a reconnect, then calls every `onReset` (what was published meanwhile
+   * was missed): ioredis's own resubscription leaves an unhandled rejection when the connection drops
+   * again before Redis answers, and a Cluster's moves its subscriber to another node silently.
+   *
+   * @param replacing - whether it replaces a connection that was listening (a Cluster node that went
+   *   away): its listeners missed changes.
+   */
+  async #openSubscriber(replacing: boolean, previous?: Redis): Promise<void> {
+    const subscriber = await this.#subscriberConnection(previous);
+    if (this.#closed) {
+      subscriber.disconnect();
+      throw new TokenStoreError('subscribe', 'redis token store is closed');
+    }
     this.#subscriber = subscriber;
+    let wasReady = false;
+    const reset = (): void => {
+      for (const { onReset } of this.#listeners) safely(() => onReset?.());
+    };
     subscriber.on('error', () => undefined); // reconnects by itself; calls report failures
     subscriber.on('message', (channel: string, key: string) => {
       if (channel === this.#unlocks) {
@@ -278,16 +299,13 @@ export class RedisTokenStore implements TokenStore {
     });
     subscriber.on('ready', () => {
       this.#subscriberUp = true;
-      if (!this.#subscriberWasReady) {
-        this.#subscriberWasReady = true;
+      if (!wasReady) {
+        wasReady = true;
         return;
       }
-      // A reconnect: what was published meanwhile was missed. Listen again, then say so.
-      const resubscribed = own ? subscriber.subscribe(this.#changes, this.#unlocks) : Promise.resolve();
-      resubscribed.then(
-        () => {
-          for (const { onReset } of this.#listeners) safely(() => onReset?.());
-        },
+      // A reconnect: listen again, then say what was published meanwhile was missed.
+      subscriber.subscribe(this.#changes, this.#unlocks).then(
+        reset,
         () => undefined, // the connection dropped again: the next 'ready' tries again
       );
     });
@@ -297,15 +315,65 @@ export class RedisTokenStore implements TokenStore {
       this.#subscriberUp = false;
       for (const { onDisconnect } of this.#listeners) safely(() => onDisconnect?.());
     });
-    this.#subscribed = subscriber.subscribe(this.#changes, this.#unlocks).then(
-      () => undefined,
-      (error: unknown) => {
-        this.#subscribed = undefined;
-        subscriber.disconnect();
-        throw error;
-      },
-    );
-    return this.#subscribed;
+    // A Cluster node's connection gives up after a few tries: listen on another node.
+    subscriber.once('end', () => {
+      if (this.#closed || this.#subscriber !== subscriber || !wasReady) return;
+      this.#subscriber = undefined;
+      this.#resubscribeElsewhere(subscriber);
+    });
+    try {
+      await subscriber.subscribe(this.#changes, this.#unlocks);
+    } catch (error) {
+      if (this.#subscriber === subscriber) this.#subscriber = undefined;
+      subscriber.disconnect();
+      throw error;
+    }
+    if (replacing) reset();
+  }
+
+  /** Listens on another node, and keeps trying (once a second) while no node answers. */
+  #resubscribeElsewhere(previous: Redis): void {
+    const attempt = this.#openSubscriber(true, previous);
+    this.#subscribed = attempt;
+    attempt.catch(() => {
+      if (this.#subscribed === attempt) this.#subscribed = undefined;
+      if (this.#closed) return;
+      const timer = setTimeout(() => {
+        if (!this.#closed && this.#subscribed === undefined) this.#resubscribeElsewhere(previous);
+      }, 1000);
+      timer.unref();
+    });
+  }
+
+  /**
+   * A new connection for pub/sub: a duplicate of a standalone or Sentinel client; for a Cluster, a
+   * connection to one of its nodes (a publish reaches every node), another than `previous` when
+   * there is one, which ends after a few failed reconnects so that another node takes over.
+   */
+  async #subscriberConnection(previous?: Redis): Promise<Redis> {
+    const client = this.#client;
+    if (client instanceof Redis) return client.duplicate({ autoResubscribe: false });
+    if (client.nodes('all').length === 0) await client.ping(); // discovers the nodes
+    const all = client.nodes('all');
+    const at = (redis: Redis | undefined) => `${redis?.options.host}:${redis?.options.port}`;
+    const others = all.filter((node) => at(node) !== at(previous));
+    const nodes = others.length > 0 ? others : all;
+    const node = nodes[Math.floor(Math.random() * nodes.length)];
+    if (node === undefined)
+      throw new TokenStoreError('subscribe', 'redis token store: the cluster has no nodes');
+    const { host, port, username, password, tls, connectionName } = node.options;
+    return new Redis({
+      host,
+      port,
+      username,
+      password,
+      tls,
+      connectionName,
+      autoResubscribe: false,
+      enableOfflineQueue: true,
+      retryStrategy: (attempt) =>
+        attempt > CLUSTER_SUBSCRIBER_RETRIES ? null : Math.min(attempt * 100, 1000),
+    });
   }
 
   async #eval(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {

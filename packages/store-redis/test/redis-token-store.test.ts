@@ -45,6 +45,20 @@ function clustered(prefix: string): RedisTokenStore {
   return store;
 }
 
+/** Cuts every pub/sub connection of these servers, as a network blip or a failover would. */
+async function killPubSubClients(urls: readonly string[]): Promise<void> {
+  await Promise.all(
+    urls.map(async (url) => {
+      const admin = new Redis(url, { maxRetriesPerRequest: 1 });
+      try {
+        await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      } finally {
+        admin.disconnect();
+      }
+    }),
+  );
+}
+
 async function teardown(store: TokenStore): Promise<void> {
   await store.close?.();
   for (const client of clients.get(store) ?? []) client.disconnect();
@@ -53,15 +67,19 @@ async function teardown(store: TokenStore): Promise<void> {
 describe('conformance', () => {
   let prefix = '';
   describeTokenStore('RedisTokenStore (standalone)', () => standalone((prefix = `t-${randomUUID()}:`)), {
+    capabilities: ['lock', 'subscribe', 'versioned'],
     peer: () => standalone(prefix),
     teardown,
-    breakStore: (store) => store.close?.(),
+    breakStore: (store) => store.close(),
+    interruptFeed: () => killPubSubClients([redis.url]),
   });
   let clusterPrefix = '';
   describeTokenStore('RedisTokenStore (Cluster)', () => clustered((clusterPrefix = `c-${randomUUID()}:`)), {
+    capabilities: ['lock', 'subscribe', 'versioned'],
     peer: () => clustered(clusterPrefix),
     teardown,
-    breakStore: (store) => store.close?.(),
+    breakStore: (store) => store.close(),
+    interruptFeed: () => killPubSubClients(cluster.nodes.map((node) => `redis://${node.host}:${node.port}`)),
   });
 });
 
@@ -135,6 +153,61 @@ describe('RedisTokenStore specifics', () => {
     expect(JSON.stringify(error) + inspect(error, { depth: 5 })).not.toContain('very-secret-access-token');
     await teardown(store);
   });
+});
+
+describe('the change feed on a Cluster', () => {
+  /** The node holding a pub/sub connection, if one does. */
+  async function pubSubNode(): Promise<string | undefined> {
+    for (const { host, port } of cluster.nodes) {
+      const admin = new Redis(port, host, { maxRetriesPerRequest: 1 });
+      try {
+        const list = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+        if (list.trim() !== '') return `${host}:${port}`;
+      } finally {
+        admin.disconnect();
+      }
+    }
+    return undefined;
+  }
+
+  /** Writes `key` through `writer` until the listener saw it (pub/sub may take a moment). */
+  async function untilSeen(writer: RedisTokenStore, seen: Set<string>, key: string): Promise<void> {
+    for (let attempt = 0; attempt < 200 && !seen.has(key); attempt++) {
+      await writer.set(key, tokens(`probe-${attempt}`));
+      await new Promise((resolve) => setImmediate(resolve));
+      if (!seen.has(key)) await writer.get(key); // a round trip for the message to arrive
+    }
+    expect(seen.has(key)).toBe(true);
+  }
+
+  it('listens on another node, and calls onReset, when its node stops taking connections (regression)', async () => {
+    const prefix = `feed-${randomUUID()}:`;
+    const store = clustered(prefix);
+    const writer = clustered(prefix);
+    const seen = new Set<string>();
+    let reset!: () => void;
+    const resetCalled = new Promise<void>((resolve) => (reset = resolve));
+    const unsubscribe = store.subscribe((key) => seen.add(key), { onReset: () => reset() });
+    let admin: Redis | undefined;
+    try {
+      await untilSeen(writer, seen, 'before');
+      const node = await pubSubNode();
+      expect(node).toBeDefined();
+      const [host, port] = node!.split(':');
+      admin = new Redis(Number(port), host!, { maxRetriesPerRequest: 1 });
+      await admin.config('SET', 'maxclients', '1'); // every new connection to this node is refused
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await resetCalled;
+      await untilSeen(writer, seen, 'after');
+      await admin.config('SET', 'maxclients', '10000');
+      expect(await pubSubNode()).not.toBe(node);
+    } finally {
+      await admin?.config('SET', 'maxclients', '10000');
+      admin?.disconnect();
+      unsubscribe();
+      await Promise.all([teardown(store), teardown(writer)]);
+    }
+  }, 20_000);
 });
 
 describe('Redis going away and coming back', () => {

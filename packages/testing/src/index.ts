@@ -14,7 +14,7 @@ export type {
   TestTokenEndpointResponse,
 } from './test-server-types.js';
 export { describeTokenStore } from './describe-token-store.js';
-export type { TokenStoreSuiteOptions } from './describe-token-store.js';
+export type { TestRunner, TokenStoreCapability, TokenStoreSuiteOptions } from './describe-token-store.js';
 export { createFakeClock } from './fake-clock.js';
 export type { FakeClock } from './fake-clock.js';
 export { RedisServerMissingError, startRedisCluster, startRedisServer } from './redis-server.js';
