@@ -36,6 +36,16 @@ describe('examples', () => {
     expect(code).toBe(0);
   }, 60_000);
 
+  it('express-service: an Express route calls an API with a managed token, one token for both requests', async () => {
+    const { code, output } = await run('examples/express-service.ts');
+    expect(output.match(/token\.acquired key=default/g)).toHaveLength(1);
+    expect(output).toMatch(/GET \/invoices #1 -> 200 \[\{"id":"inv-1"/);
+    expect(output).toMatch(/GET \/invoices #2 -> 200/);
+    expect(output).toContain('GET /healthz -> 200');
+    expect(output).toContain('done.');
+    expect(code).toBe(0);
+  }, 60_000);
+
   it('client-basics: discovers, gets, introspects and revokes a token', async () => {
     const { code, output } = await run('examples/client-basics.ts');
     expect(output).toContain('active             true');
