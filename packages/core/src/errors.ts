@@ -28,6 +28,13 @@ export class TesseraError extends Error {
   /** Stable machine-readable code. */
   readonly code: TesseraErrorCode;
 
+  /**
+   * Made by the subclasses; branch on `code` when catching.
+   *
+   * @param code - the stable code.
+   * @param message - for humans: names the endpoint, the field or the operation, never a secret.
+   * @param options - `cause`: the lower-level error (kept by name and message only in output).
+   */
   constructor(code: TesseraErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
@@ -60,8 +67,11 @@ export class TesseraError extends Error {
 
 /** What {@link OAuthError} carries from the server's RFC 6749 §5.2 error body. */
 export interface OAuthErrorFields {
+  /** The server's error code, e.g. `'invalid_grant'` (RFC 6749 §5.2). */
   error: string;
+  /** The server's human-readable description, redacted of anything the request sent. */
   error_description?: string;
+  /** A URI of a page about the error, as the server sent it. */
   error_uri?: string;
   /**
    * HTTP status of the response (a 200 carrying `error` keeps 200). `0` when the client decided
@@ -89,14 +99,27 @@ export interface OAuthErrorFields {
  */
 export class OAuthError extends TesseraError {
   declare readonly code: 'OAUTH_ERROR';
+  /** The server's error code, e.g. `'invalid_grant'`, `'invalid_client'`, `'slow_down'` (RFC 6749 §5.2). */
   readonly error: string;
+  /** The server's description, redacted of anything the request sent. */
   readonly error_description?: string;
+  /** A URI of a page about the error, as the server sent it. */
   readonly error_uri?: string;
+  /** HTTP status of the answer; `0` when the client decided itself (no request was sent). */
   readonly status: number;
+  /** The `WWW-Authenticate` response header, when the server sent one (RFC 6750 §3). */
   readonly wwwAuthenticate?: string;
+  /** Which endpoint answered, e.g. `'token endpoint'`. */
   readonly endpoint: string;
+  /** What to do about it, when the SDK knows more than the server said (also in the message). */
   readonly hint?: string;
 
+  /**
+   * Made by the Client from a server's error answer.
+   *
+   * @param fields - what the server sent, and where.
+   * @param options - `cause`: the lower-level error (kept by name and message only in output).
+   */
   constructor(fields: OAuthErrorFields, options?: { cause?: unknown }) {
     const description = fields.error_description ? `: ${fields.error_description}` : '';
     const hint = fields.hint ? ` (${fields.hint})` : '';
@@ -133,7 +156,9 @@ export function withHint(error: OAuthError, hint: string): OAuthError {
 
 /** What {@link ResponseError} carries. */
 export interface ResponseErrorFields {
+  /** Which endpoint answered, e.g. `'introspection endpoint'`. */
   endpoint: string;
+  /** HTTP status of the answer. */
   status: number;
   /** The response body as text, truncated, with every secret of the request removed. */
   body?: string;
@@ -143,7 +168,14 @@ export interface ResponseErrorFields {
    * A provider's non-standard error, e.g. Edlink's `{"$error": "..."}` or
    * `{"$errors": [{ code, message }]}` (Edlink).
    */
-  providerError?: { message: string; code?: string; requestId?: string };
+  providerError?: {
+    /** The provider's error text. */
+    message: string;
+    /** The provider's error code, when it gave one. */
+    code?: string;
+    /** The provider's request id, for its support. */
+    requestId?: string;
+  };
 }
 
 /**
@@ -153,12 +185,25 @@ export interface ResponseErrorFields {
  */
 export class ResponseError extends TesseraError {
   declare readonly code: 'INVALID_RESPONSE' | 'HTTP_ERROR';
+  /** Which endpoint answered, e.g. `'token endpoint'`. */
   readonly endpoint: string;
+  /** HTTP status of the answer. */
   readonly status: number;
+  /** The response body as text, truncated, with every secret of the request removed. */
   readonly body?: string;
+  /** For a response of the wrong shape: the dotted path of the failing member, e.g. `'expires_in'`. */
   readonly field?: string;
-  readonly providerError?: { message: string; code?: string; requestId?: string };
+  /** A provider's non-standard error envelope (e.g. Edlink's `$error`), its text also in the message. */
+  readonly providerError?: ResponseErrorFields['providerError'];
 
+  /**
+   * Made by the Client from an answer the protocol does not allow.
+   *
+   * @param code - `INVALID_RESPONSE` (a 2xx the protocol does not allow) or `HTTP_ERROR`.
+   * @param message - names the endpoint, the status and the field.
+   * @param fields - where, what status, and what was wrong.
+   * @param options - `cause`: the lower-level error (kept by name and message only in output).
+   */
   constructor(
     code: 'INVALID_RESPONSE' | 'HTTP_ERROR',
     message: string,
@@ -180,6 +225,7 @@ export class ResponseError extends TesseraError {
  */
 export class TransportError extends TesseraError {
   declare readonly code: 'NETWORK_ERROR' | 'TIMEOUT' | 'ABORTED';
+  /** Which endpoint the request was for, e.g. `'token endpoint'`. */
   readonly endpoint: string;
   /** The system error code where there is one, e.g. `'ECONNREFUSED'`. */
   readonly systemCode?: string;
@@ -189,6 +235,14 @@ export class TransportError extends TesseraError {
    */
   readonly outcomeUnknown?: true;
 
+  /**
+   * Made by the transport when a request got no answer.
+   *
+   * @param code - `NETWORK_ERROR`, `TIMEOUT` or `ABORTED`.
+   * @param message - names the endpoint and what happened.
+   * @param fields - the endpoint, the system error code, and whether the outcome is unknown.
+   * @param options - `cause`: the lower-level error (kept by name and message only in output).
+   */
   constructor(
     code: 'NETWORK_ERROR' | 'TIMEOUT' | 'ABORTED',
     message: string,
@@ -208,8 +262,19 @@ export class TransportError extends TesseraError {
  */
 export class IdTokenError extends TesseraError {
   declare readonly code: 'INVALID_ID_TOKEN';
+  /**
+   * The rule that failed: a claim (`'iss'`, `'aud'`, `'azp'`, `'exp'`, `'iat'`, `'nonce'`,
+   * `'auth_time'`, `'at_hash'`), or `'alg'`, `'signature'`, `'format'`, `'decrypt'`.
+   */
   readonly check: string;
 
+  /**
+   * Made by the Client when an ID Token fails a check.
+   *
+   * @param check - the rule that failed.
+   * @param message - what was wrong, after `id_token `.
+   * @param options - `cause`: the lower-level error (kept by name and message only in output).
+   */
   constructor(check: string, message: string, options?: { cause?: unknown }) {
     super('INVALID_ID_TOKEN', `id_token ${message}`, options);
     this.check = check;
@@ -222,8 +287,16 @@ export type TokenStoreOperation = 'get' | 'set' | 'delete' | 'lock' | 'subscribe
 /** A token store failed; the store never pretends a key is empty. */
 export class TokenStoreError extends TesseraError {
   declare readonly code: 'STORE_ERROR';
+  /** The store operation that failed. */
   readonly operation: TokenStoreOperation;
 
+  /**
+   * Made by stores (use {@link TokenStoreError.from} in an adapter to translate a driver's error).
+   *
+   * @param operation - the store operation that failed.
+   * @param message - names the store and what failed, never a token value.
+   * @param options - `cause`: the lower-level error (kept by name and message only in output).
+   */
   constructor(operation: TokenStoreOperation, message: string, options?: { cause?: unknown }) {
     super('STORE_ERROR', message, options);
     this.operation = operation;
@@ -278,6 +351,13 @@ export function errorSummary(error: unknown): Error | undefined {
 export class ConfigurationError extends TesseraError {
   declare readonly code: 'INVALID_CONFIGURATION' | 'UNSUPPORTED';
 
+  /**
+   * Made when options or the server's metadata cannot work.
+   *
+   * @param code - `INVALID_CONFIGURATION` (names the option) or `UNSUPPORTED` (names what is missing).
+   * @param message - which option or server capability, and what it must be.
+   * @param options - `cause`: the lower-level error (kept by name and message only in output).
+   */
   constructor(code: 'INVALID_CONFIGURATION' | 'UNSUPPORTED', message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }
@@ -293,6 +373,14 @@ export class TokenManagerError extends TesseraError {
   /** The key the call was for. */
   readonly key: string;
 
+  /**
+   * Made by a TokenManager.
+   *
+   * @param code - `NO_TOKENS` or `CLOSED`.
+   * @param message - what to do, e.g. which method stores tokens.
+   * @param fields - the key the call was for.
+   * @param options - `cause`: the lower-level error (kept by name and message only in output).
+   */
   constructor(
     code: 'NO_TOKENS' | 'CLOSED',
     message: string,
@@ -311,6 +399,12 @@ export class TokenManagerError extends TesseraError {
 export class InternalError extends TesseraError {
   declare readonly code: 'INTERNAL';
 
+  /**
+   * Made when Tessera meets what it did not expect.
+   *
+   * @param message - what was being done.
+   * @param options - `cause`: the unexpected error.
+   */
   constructor(message: string, options?: { cause?: unknown }) {
     super('INTERNAL', message, options);
   }

@@ -13,7 +13,7 @@ export { attachTokenManager } from './axios-integration.js';
 export { isTokenRejection } from './resource-request.js';
 export { freezeTokenSet, tokenSetFromResponse } from './token-set.js';
 export type { TokenSet } from './token-set.js';
-export type { StoreLock, TokenStore } from './token-store.js';
+export type { StoreLock, TokenStore, VersionedTokenSet } from './token-store.js';
 export { MemoryTokenStore } from './memory-token-store.js';
 export type { MemoryTokenStoreOptions } from './memory-token-store.js';
 export type { RevocationResult, TokenManagerEventName, TokenManagerEvents } from './events.js';

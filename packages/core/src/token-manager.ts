@@ -41,7 +41,15 @@ import type {
 /** How the manager gets a token for a key that has none (machine-to-machine). */
 export type TokenGrant =
   | 'client_credentials'
-  | { type: string; parameters?: RequestParameters | (() => RequestParameters | Promise<RequestParameters>) };
+  | {
+      /** The grant type, e.g. `'client_credentials'`, `'urn:ietf:params:oauth:grant-type:token-exchange'`. */
+      type: string;
+      /**
+       * The grant's request parameters (`scope`, `audience`, `resource`...), or a function giving them
+       * for each request (e.g. a fresh `subject_token`; such a grant is then scoped by its type only).
+       */
+      parameters?: RequestParameters | (() => RequestParameters | Promise<RequestParameters>);
+    };
 
 /** Options of a {@link TokenManager}. */
 export interface TokenManagerOptions {
@@ -64,7 +72,12 @@ export interface TokenManagerOptions {
    * remaining lifetime (at most 30 s) so a fleet does not refresh in lockstep.
    * @default false
    */
-  autoRefresh?: boolean | { aheadSeconds?: number };
+  autoRefresh?:
+    | boolean
+    | {
+        /** How many seconds before expiry a key is renewed. @default refreshSkewSeconds */
+        aheadSeconds?: number;
+      };
   /** Acquire and refresh with DPoP proofs from this handle; tokens bound to another key are not used. */
   dpop?: DPoPHandle;
   /** The clock, in epoch milliseconds (for tests). @default Date.now */
@@ -73,9 +86,19 @@ export interface TokenManagerOptions {
    * Backoff after a transient failure (network, timeout, 5xx): doubling from `minDelayMs`, capped at
    * `maxDelayMs`, with jitter. @default { minDelayMs: 1000, maxDelayMs: 60_000 }
    */
-  retry?: { minDelayMs?: number; maxDelayMs?: number };
+  retry?: {
+    /** The first backoff delay, in milliseconds; it doubles per failure. @default 1000 */
+    minDelayMs?: number;
+    /** The longest backoff delay, in milliseconds. @default 60_000 */
+    maxDelayMs?: number;
+  };
   /** The store lock around a refresh, when the store has `lock`. @default { ttlMs: 30_000, waitMs: 30_000 } */
-  lock?: { ttlMs?: number; waitMs?: number };
+  lock?: {
+    /** How long the lock is held at most, in milliseconds, should its holder die. @default 30_000 */
+    ttlMs?: number;
+    /** How long a renewal waits for the lock, in milliseconds, before failing with `TokenStoreError`. @default 30_000 */
+    waitMs?: number;
+  };
   /**
    * Every store call (`get`, `set`, `delete`; `lock` beyond its own `waitMs`) rejects with
    * `TokenStoreError` after this long, so a store that never answers cannot hang a caller.
@@ -162,13 +185,21 @@ const optionsSchema = objectOf({
 
 /** The manager's token methods bound to one key. */
 export interface TokenHandle {
+  /** The key, as events name it (the store key adds the manager's namespace). */
   readonly key: string;
+  /** A valid access token for this key (see {@link TokenManager.getValidAccessToken}). */
   getValidAccessToken(): Promise<string>;
+  /** This key's token set as stored (possibly expired), or `undefined`. */
   getTokens(): Promise<TokenSet | undefined>;
+  /** Refreshes (or re-acquires) this key now (see {@link TokenManager.refreshTokens}). */
   refreshTokens(): Promise<TokenSet>;
+  /** Stores a token response (from any flow) for this key (see {@link TokenManager.storeTokens}). */
   storeTokens(tokens: TokenEndpointResponse): Promise<TokenSet>;
+  /** Revokes this key's tokens and clears the key (see {@link TokenManager.revokeTokens}). */
   revokeTokens(): Promise<RevocationResult[]>;
+  /** Forgets this key's tokens (no request to the server). */
   clearTokens(): Promise<void>;
+  /** Introspects `token`, or this key's access token (RFC 7662). */
   introspectToken(token?: string): Promise<IntrospectionResponse>;
   /** `fetch` with this key's token attached (see {@link TokenManager.fetch}). */
   fetch(input: string | URL, init?: RequestInit): Promise<Response>;
@@ -256,6 +287,12 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   readonly #scheduler: RefreshScheduler | undefined;
   #closed = false;
 
+  /**
+   * Checks the options and starts nothing: no request, no store call and no timer until first use.
+   *
+   * @param options - see {@link TokenManagerOptions}.
+   * @throws ConfigurationError `INVALID_CONFIGURATION` naming the first bad option.
+   */
   constructor(options: TokenManagerOptions) {
     super();
     parseOptions(optionsSchema, options, 'TokenManager');

@@ -7,12 +7,15 @@ import type { TokenEndpointResponse } from './types.js';
  * JSON (stores write it as is); `util.inspect` shows `[redacted]` instead of token values.
  */
 export interface TokenSet {
+  /** The access token. */
   readonly accessToken: string;
   /** `'Bearer'`, `'DPoP'`, ... as normalised by the Client. */
   readonly tokenType: string;
   /** When the access token expires, epoch seconds; absent when the server did not say. */
   readonly expiresAt?: number;
+  /** The refresh token, when the server issued one (kept across refreshes that send none). */
   readonly refreshToken?: string;
+  /** The ID Token, as validated by the Client when it arrived. */
   readonly idToken?: string;
   /** The scope of the access token (space-separated). */
   readonly scope?: string;
@@ -25,6 +28,7 @@ export interface TokenSet {
    * TokenManager that obtained or stored them: a manager never uses a set of another issuer or client.
    */
   readonly issuer?: string;
+  /** The `client_id` the tokens were issued to (see {@link TokenSet.issuer}). */
   readonly clientId?: string;
 }
 
@@ -36,7 +40,9 @@ const SECRET_FIELDS = new Set(['accessToken', 'refreshToken', 'idToken']);
  * A response without `refresh_token` keeps the previous one (RFC 6749 §6); without `scope`, the
  * previous or requested scope; without `id_token`, the previous one (OIDC Core §12.2).
  *
- * @param requestedAtMs - when the request was sent: expiry counts from then (the safe side).
+ * @param response - the token endpoint's answer.
+ * @param options - `requestedAtMs`: when the request was sent (expiry counts from then, the safe
+ *   side); the `previous` set of the key; the scope asked for; the DPoP key's thumbprint; the origin.
  */
 export function tokenSetFromResponse(
   response: TokenEndpointResponse,

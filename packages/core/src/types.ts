@@ -13,36 +13,70 @@ export type Parameters = URLSearchParams | Record<string, string | readonly stri
  * wire. Members this SDK does not model are kept.
  */
 export interface ServerMetadata {
+  /**
+   * The server's Issuer Identifier (RFC 8414 §2); `Client.discover` requires it to be identical to the
+   * issuer asked for (RFC 8414 §3.3).
+   */
   issuer: string;
+  /** The authorization endpoint's URL, where the user is sent to sign in (RFC 8414 §2). */
   authorization_endpoint?: string;
+  /** The token endpoint's URL (RFC 8414 §2). */
   token_endpoint?: string;
+  /** URL of the server's JSON Web Key Set, the keys that verify its signatures (RFC 8414 §2). */
   jwks_uri?: string;
+  /** URL of the dynamic client registration endpoint (RFC 8414 §2). */
   registration_endpoint?: string;
+  /** Scope values the server supports (RFC 8414 §2). */
   scopes_supported?: string[];
+  /** `response_type` values the server supports (RFC 8414 §2). */
   response_types_supported?: string[];
+  /** Grant types the server supports (RFC 8414 §2); when absent, `authorization_code` and `implicit`. */
   grant_types_supported?: string[];
+  /** Client authentication methods the token endpoint accepts (RFC 8414 §2). */
   token_endpoint_auth_methods_supported?: string[];
+  /** `alg` values accepted for `client_secret_jwt` / `private_key_jwt` assertions (RFC 8414 §2). */
   token_endpoint_auth_signing_alg_values_supported?: string[];
+  /** The revocation endpoint's URL (RFC 8414 §2). */
   revocation_endpoint?: string;
+  /** Client authentication methods the revocation endpoint accepts (RFC 8414 §2). */
   revocation_endpoint_auth_methods_supported?: string[];
+  /** The introspection endpoint's URL (RFC 8414 §2). */
   introspection_endpoint?: string;
+  /** Client authentication methods the introspection endpoint accepts (RFC 8414 §2). */
   introspection_endpoint_auth_methods_supported?: string[];
+  /** `alg` values the server can sign JWT introspection responses with (RFC 9701). */
   introspection_signing_alg_values_supported?: string[];
+  /** JWE `alg` values the server can encrypt JWT introspection responses with (RFC 9701). */
   introspection_encryption_alg_values_supported?: string[];
+  /** JWE `enc` values the server can encrypt JWT introspection responses with (RFC 9701). */
   introspection_encryption_enc_values_supported?: string[];
+  /** PKCE `code_challenge_method` values the server supports, e.g. `S256` (RFC 8414 §2). */
   code_challenge_methods_supported?: string[];
+  /** The device authorization endpoint's URL (RFC 8628 §4). */
   device_authorization_endpoint?: string;
+  /** The CIBA backchannel authentication endpoint's URL (CIBA Core §4). */
   backchannel_authentication_endpoint?: string;
+  /** CIBA token delivery modes the server supports: `poll`, `ping` and/or `push` (CIBA Core §4). */
   backchannel_token_delivery_modes_supported?: string[];
+  /** Whether the server accepts a `user_code` in CIBA requests (CIBA Core §4); absent means no. */
   backchannel_user_code_parameter_supported?: boolean;
+  /** `alg` values the server accepts for DPoP proofs (RFC 9449 §5.1). */
   dpop_signing_alg_values_supported?: string[];
+  /** Endpoint URLs for mutual-TLS requests, by metadata name, overriding the plain ones (RFC 8705 §5). */
   mtls_endpoint_aliases?: Record<string, string>;
+  /** Whether the server binds access tokens to the client's TLS certificate (RFC 8705 §3.3). */
   tls_client_certificate_bound_access_tokens?: boolean;
+  /** The pushed authorization request (PAR) endpoint's URL (RFC 9126 §5). */
   pushed_authorization_request_endpoint?: string;
+  /** Whether authorization responses carry the `iss` parameter (RFC 9207 §3). */
   authorization_response_iss_parameter_supported?: boolean;
+  /** The UserInfo endpoint's URL (OpenID Connect Discovery §3). */
   userinfo_endpoint?: string;
+  /** URL to send the user to for signing out (OpenID Connect RP-Initiated Logout §2.1). */
   end_session_endpoint?: string;
+  /** `alg` values the server can sign ID Tokens with (OpenID Connect Discovery §3). */
   id_token_signing_alg_values_supported?: string[];
+  /** Subject identifier types supported: `public` and/or `pairwise` (OpenID Connect Discovery §3). */
   subject_types_supported?: string[];
   [other: string]: unknown;
 }
@@ -59,7 +93,12 @@ export type ClientAuthMethod =
 
 /** The client's registration, snake_case as registered at the server. */
 export interface ClientMetadata {
+  /** The client identifier issued by the server (RFC 6749 §2.2). */
   client_id: string;
+  /**
+   * The client secret (RFC 6749 §2.3.1); never printed by the SDK's errors (messages, fields or
+   * inspect output).
+   */
   client_secret?: string;
   /** When absent, chosen from the server's `token_endpoint_auth_methods_supported`. */
   token_endpoint_auth_method?: ClientAuthMethod;
@@ -85,7 +124,14 @@ export interface ClientOptions {
    * A `Retry-After` longer than `maxDelayMs` is not waited for: the error is thrown instead.
    * @default { retries: 2, minDelayMs: 100, maxDelayMs: 10_000 }
    */
-  retry?: { retries?: number; minDelayMs?: number; maxDelayMs?: number };
+  retry?: {
+    /** How many times a request that is safe to repeat is retried. @default 2 */
+    retries?: number;
+    /** The first backoff delay, in milliseconds; it doubles per retry, with jitter. @default 100 */
+    minDelayMs?: number;
+    /** The longest backoff delay and `Retry-After` waited for, in milliseconds. @default 10_000 */
+    maxDelayMs?: number;
+  };
   /** Larger response bodies are refused with `ResponseError` `INVALID_RESPONSE`. @default 1_048_576 */
   maxResponseBytes?: number;
   /** Leeway for `exp`, `iat` and `nbf` checks, in seconds. @default 30 */
@@ -93,7 +139,14 @@ export interface ClientOptions {
   /** Allow `http://` to hosts other than loopback. @default false */
   allowInsecureRequests?: boolean;
   /** Client certificate for `tls_client_auth` / `self_signed_tls_client_auth`, and a CA to trust. */
-  tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer };
+  tls?: {
+    /** The PEM client certificate (chain) presented to the server. */
+    cert?: string | Buffer;
+    /** The PEM private key of `cert`. */
+    key?: string | Buffer;
+    /** PEM CA certificate(s) to trust for the server's certificate. */
+    ca?: string | Buffer;
+  };
   /** Bring your own axios instance (its interceptors run; redirects stay off). */
   axios?: AxiosInstance;
   /** Extra headers on every request (e.g. a `User-Agent`). */
@@ -164,6 +217,10 @@ export interface DeviceAuthorizationResponse {
 
 /** A CIBA authentication request acknowledgement (CIBA Core §7.3), extra members kept. */
 export interface BackchannelAuthenticationResponse {
+  /**
+   * Identifies the request when polling the token endpoint (CIBA Core §7.3); a credential, kept out
+   * of the SDK's errors.
+   */
   readonly auth_req_id: string;
   /** Seconds the request is valid. */
   readonly expires_in: number;
@@ -200,13 +257,17 @@ export type Capability =
 
 /** A successful token endpoint response (RFC 6749 §5.1), snake_case, extra members kept. */
 export interface TokenEndpointResponse {
+  /** The access token to send to resource servers (RFC 6749 §5.1). */
   readonly access_token: string;
   /** Normalised: `'Bearer'`, `'DPoP'` or `'N_A'` (RFC 8693), whatever case the server sent. */
   readonly token_type: string;
   /** Seconds; a numeric string from the server is turned into a number. */
   readonly expires_in?: number;
+  /** Gets new access tokens with the refresh token grant (RFC 6749 §5.1, §6). */
   readonly refresh_token?: string;
+  /** The scope granted, space-separated; servers may omit it when it is the one requested (RFC 6749 §5.1). */
   readonly scope?: string;
+  /** The ID Token, a JWT (OpenID Connect Core §3.1.3.3); validated before the response is returned. */
   readonly id_token?: string;
   /** RFC 8693 token exchange. */
   readonly issued_token_type?: string;
@@ -215,16 +276,30 @@ export interface TokenEndpointResponse {
 
 /** Claims of a validated ID Token. */
 export interface IDTokenClaims {
+  /** Issuer Identifier of the ID Token's issuer (OpenID Connect Core §2). */
   iss: string;
+  /** Subject identifier: the end-user, unique within the issuer (OpenID Connect Core §2). */
   sub: string;
+  /** Audience(s) the ID Token is meant for, this client's `client_id` among them (OpenID Connect Core §2). */
   aud: string | string[];
+  /** Expiration time, in seconds since the epoch (OpenID Connect Core §2). */
   exp: number;
+  /** Time the ID Token was issued, in seconds since the epoch (OpenID Connect Core §2). */
   iat: number;
+  /** Time the end-user authenticated, in seconds since the epoch (OpenID Connect Core §2). */
   auth_time?: number;
+  /** The `nonce` of the authentication request, echoed to prevent replay (OpenID Connect Core §2). */
   nonce?: string;
+  /** Authorized party: the `client_id` the ID Token was issued to (OpenID Connect Core §2). */
   azp?: string;
+  /** Authentication Context Class Reference the authentication satisfied (OpenID Connect Core §2). */
   acr?: string;
+  /** Authentication Methods References, e.g. `pwd`, `otp` (OpenID Connect Core §2). */
   amr?: string[];
+  /**
+   * Access token hash: the left half of the `access_token`'s hash, base64url (OpenID Connect Core
+   * §3.1.3.6); checked when present.
+   */
   at_hash?: string;
   [claim: string]: unknown;
 }
@@ -242,18 +317,37 @@ export type TokenResponse = TokenEndpointResponse & {
 
 /** An introspection response (RFC 7662 §2.2); for `active: false` nothing else is exposed. */
 export interface IntrospectionResponse {
+  /** Whether the token is active (RFC 7662 §2.2); the only member of an inactive answer. */
   readonly active: boolean;
+  /** The token's scope, space-separated (RFC 7662 §2.2). */
   readonly scope?: string;
+  /** The client the token was issued to (RFC 7662 §2.2). */
   readonly client_id?: string;
+  /** Human-readable identifier of the resource owner who authorized the token (RFC 7662 §2.2). */
   readonly username?: string;
+  /** Type of the token, e.g. `Bearer` or `DPoP` (RFC 7662 §2.2). */
   readonly token_type?: string;
+  /** When the token expires, in seconds since the epoch (RFC 7662 §2.2). */
   readonly exp?: number;
+  /** When the token was issued, in seconds since the epoch (RFC 7662 §2.2). */
   readonly iat?: number;
+  /** When the token starts being valid, in seconds since the epoch (RFC 7662 §2.2). */
   readonly nbf?: number;
+  /** Subject of the token, usually the resource owner's identifier (RFC 7662 §2.2). */
   readonly sub?: string;
+  /** Audience(s) the token is intended for (RFC 7662 §2.2). */
   readonly aud?: string | string[];
+  /** Issuer of the token (RFC 7662 §2.2). */
   readonly iss?: string;
+  /** Unique identifier of the token (RFC 7662 §2.2). */
   readonly jti?: string;
-  readonly cnf?: { readonly jkt?: string; readonly 'x5t#S256'?: string; readonly [other: string]: unknown };
+  /** Confirmation of a sender-constrained token: the key it is bound to (RFC 9449 §6.2, RFC 8705 §3.2). */
+  readonly cnf?: {
+    /** RFC 9449 §6.1: the JWK SHA-256 thumbprint of the DPoP key the token is bound to. */
+    readonly jkt?: string;
+    /** RFC 8705 §3.1: the SHA-256 thumbprint of the client certificate the token is bound to. */
+    readonly 'x5t#S256'?: string;
+    readonly [other: string]: unknown;
+  };
   readonly [other: string]: unknown;
 }

@@ -6,7 +6,9 @@
 
 /** One challenge: its scheme (as sent) and its parameters (names lower-cased). */
 export interface AuthenticationChallenge {
+  /** The auth scheme, e.g. `Bearer` or `DPoP` (compare case-insensitively, RFC 9110 §11.1). */
   scheme: string;
+  /** The challenge's auth-params by lower-cased name, e.g. `error`, `error_description`, `scope`. */
   parameters: Readonly<Record<string, string>>;
   /** A token68 value instead of parameters (`Basic abc==`), when present. */
   token68?: string;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Cluster } from 'ioredis';
 import { ConfigurationError, TokenStoreError, freezeTokenSet } from '@tessera/core';
-import type { StoreLock, TokenSet, TokenStore, TokenStoreOperation } from '@tessera/core';
+import type { StoreLock, TokenSet, TokenStore, TokenStoreOperation, VersionedTokenSet } from '@tessera/core';
 import { DELETE, RELEASE_LOCK, SET_IF_VERSION } from './scripts.js';
 import type { LuaScript } from './scripts.js';
 
@@ -69,6 +69,12 @@ export class RedisTokenStore implements TokenStore {
   #subscriberUp = false;
   #closed = false;
 
+  /**
+   * Checks the options; connects nothing until the first call.
+   *
+   * @param options - `{ client }` or `{ url }`, and the rest of {@link RedisTokenStoreOptions}.
+   * @throws ConfigurationError `INVALID_CONFIGURATION` naming the bad option.
+   */
   constructor(options: RedisTokenStoreOptions) {
     checkOptions(options);
     this.#ownsClient = options.client === undefined;
@@ -83,11 +89,13 @@ export class RedisTokenStore implements TokenStore {
     this.#unlocks = `${this.#prefix}unlocks`;
   }
 
+  /** The token set of `key`, or `undefined`; rejects with `TokenStoreError` within `commandTimeoutMs`. */
   async get(key: string): Promise<TokenSet | undefined> {
     return (await this.getVersioned(key))?.tokens;
   }
 
-  async getVersioned(key: string): Promise<{ tokens: TokenSet; version: number } | undefined> {
+  /** The token set of `key` with its version (one `HMGET`), or `undefined`. */
+  async getVersioned(key: string): Promise<VersionedTokenSet | undefined> {
     const [version, json] = await this.#call('get', () => this.#client.hmget(this.#dataKey(key), 'v', 't'));
     if (json === null || json === undefined) return undefined;
     try {
@@ -99,18 +107,25 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
+  /** Writes `tokens` (a new version), sets the key's expiry, and publishes the change. */
   async set(key: string, tokens: TokenSet): Promise<void> {
     await this.#write(key, tokens, '');
   }
 
+  /** Writes `tokens` only if the stored version is still `version` (0: absent), in one Lua script; `false` on a conflict. */
   async setIfVersion(key: string, tokens: TokenSet, version: number): Promise<boolean> {
     return (await this.#write(key, tokens, String(version))) !== -1;
   }
 
+  /** Deletes `key` and publishes the change. */
   async delete(key: string): Promise<void> {
     await this.#call('delete', () => this.#eval(DELETE, [this.#dataKey(key)], [this.#changes, key]));
   }
 
+  /**
+   * Takes the lock of `key` (`SET NX PX` with a random owner), waiting up to `waitMs` for its
+   * release (woken by pub/sub) or its expiry; rejects with `TokenStoreError` after that.
+   */
   async lock(key: string, options: { ttlMs: number; waitMs: number }): Promise<StoreLock> {
     const { ttlMs, waitMs } = options;
     if (!(ttlMs > 0) || !(waitMs >= 0))
@@ -151,6 +166,11 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
+  /**
+   * The change feed, over pub/sub on one more connection: `listener(key)` after every write or
+   * delete by any process; `onReset` after a reconnect (what was published meanwhile was missed);
+   * `onDisconnect` when the connection drops.
+   */
   subscribe(
     listener: (key: string) => void,
     options: { onReset?: () => void; onDisconnect?: () => void } = {},

@@ -42,6 +42,8 @@ export class RedisServerMissingError extends Error {
   readonly executable: RedisExecutable;
 
   /**
+   * Made by the harness when an executable is missing; the message says how to install it.
+   *
    * @param executable - what was not found on `PATH`.
    * @param options - `cluster`: it was needed for a Redis Cluster, which `REDIS_URL` cannot stand in for.
    */
@@ -112,7 +114,12 @@ export interface RedisServerOptions {
 /** A Redis Cluster for tests, from {@link startRedisCluster}. */
 export interface RedisClusterHandle {
   /** The three masters, on 127.0.0.1; hand any of them to a cluster client. */
-  readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+  readonly nodes: ReadonlyArray<{
+    /** The node's address, `127.0.0.1`. */
+    readonly host: string;
+    /** The node's port (ephemeral). */
+    readonly port: number;
+  }>;
   /** Stops every node and removes their temporary directory. Idempotent. */
   close(): Promise<void>;
 }

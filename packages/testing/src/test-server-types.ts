@@ -84,7 +84,10 @@ export interface TestClients {
    * `private_key_jwt` with ES256 (`token_endpoint_auth_signing_alg: 'ES256'`). `privateJwk` is the
    * private key (with `kid` and `alg`) a test hands to the `Client`; the server knows its public half.
    */
-  readonly privateKeyJwt: TestClient & { readonly privateJwk: JWK };
+  readonly privateKeyJwt: TestClient & {
+    /** The client's private key, a JWK with `kid` and `alg`: hand it to the `Client` as `privateKey`. */
+    readonly privateJwk: JWK;
+  };
   /**
    * `client_secret_basic` with `introspection_signed_response_alg: 'RS256'`: asked with
    * `Accept: application/token-introspection+jwt`, introspection answers with a signed JWT.
@@ -121,11 +124,17 @@ export interface TestServerStats {
 
 /** A successful token endpoint response body, as the server sent it. */
 export type TestTokenEndpointResponse = Record<string, unknown> & {
+  /** The access token. */
   access_token: string;
+  /** The refresh token, when the grant issues one (`offline_access`). */
   refresh_token?: string;
+  /** The ID Token, for an `openid` scope. */
   id_token?: string;
+  /** The access token's lifetime, in seconds. */
   expires_in?: number;
+  /** `Bearer` or `DPoP`. */
   token_type: string;
+  /** The granted scope, space-separated. */
   scope?: string;
 };
 

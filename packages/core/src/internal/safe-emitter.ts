@@ -10,23 +10,28 @@ type Names<E extends object> = EventEmitter.EventNames<E>;
 type Listener<E extends object, T extends Names<E>> = EventEmitter.EventListener<E, T>;
 type AnyFunction = (...args: unknown[]) => unknown;
 
+/** An event emitter whose listeners cannot break it or each other (see the module comment). */
 export class SafeEventEmitter<Events extends object> extends EventEmitter<Events> {
   /** Each listener's wrapper, and back. */
   readonly #wrappers = new WeakMap<AnyFunction, AnyFunction>();
   readonly #originals = new WeakMap<AnyFunction, AnyFunction>();
 
+  /** Adds `fn` for `event`; its throws and rejections stay its own. */
   override on<T extends Names<Events>>(event: T, fn: Listener<Events, T>, context?: unknown): this {
     return super.on(event, this.#wrap(fn), context);
   }
 
+  /** The same as {@link SafeEventEmitter.on}. */
   override addListener<T extends Names<Events>>(event: T, fn: Listener<Events, T>, context?: unknown): this {
     return super.addListener(event, this.#wrap(fn), context);
   }
 
+  /** Adds `fn` for the next `event` only. */
   override once<T extends Names<Events>>(event: T, fn: Listener<Events, T>, context?: unknown): this {
     return super.once(event, this.#wrap(fn), context);
   }
 
+  /** Removes `fn` (as it was added) from `event`; all of the event's listeners without `fn`. */
   override removeListener<T extends Names<Events>>(
     event: T,
     fn?: Listener<Events, T>,
@@ -36,6 +41,7 @@ export class SafeEventEmitter<Events extends object> extends EventEmitter<Events
     return super.removeListener(event, this.#wrapped(fn), context, once);
   }
 
+  /** The same as {@link SafeEventEmitter.removeListener}. */
   override off<T extends Names<Events>>(
     event: T,
     fn?: Listener<Events, T>,
@@ -45,6 +51,7 @@ export class SafeEventEmitter<Events extends object> extends EventEmitter<Events
     return super.off(event, this.#wrapped(fn), context, once);
   }
 
+  /** The listeners of `event`, as they were added. */
   override listeners<T extends Names<Events>>(event: T): Array<Listener<Events, T>> {
     return super
       .listeners(event)

@@ -22,10 +22,14 @@ export const CAPABILITIES: readonly TokenStoreCapability[] = ['lock', 'subscribe
  * `afterEach` (each has `it.skip`, which shows a capability the store lacks as skipped).
  */
 export interface TestRunner {
+  /** Registers a group of tests (`describe` of jest, vitest or node:test). */
   describe(name: string, body: () => void): unknown;
+  /** Registers a test; `it.skip` registers one that is shown as skipped. */
   it: ((name: string, body: () => Promise<void>) => unknown) & {
+    /** Registers a test shown as skipped (a capability the store does not declare). */
     skip(name: string, body: () => Promise<void>): unknown;
   };
+  /** Registers what runs after each test (the suite tears down the stores it opened). */
   afterEach(body: () => Promise<void>): unknown;
 }
 
@@ -78,7 +82,12 @@ export interface TokenStoreSuiteOptions<S extends TokenStore = TokenStore> {
    * larger than `ttlMs`. Keep them small; raise them only for a slow backend.
    * @default { ttlMs: 200, waitMs: 1000 }
    */
-  lockTimings?: { ttlMs: number; waitMs: number };
+  lockTimings?: {
+    /** The lock TTL of the expiry tests, in milliseconds. @default 200 */
+    ttlMs: number;
+    /** How long a waiter waits, in milliseconds; larger than `ttlMs`. @default 1000 */
+    waitMs: number;
+  };
 }
 
 /** What one test opened, torn down after it. */
