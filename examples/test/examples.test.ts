@@ -69,4 +69,35 @@ describe('examples', () => {
     expect(output).toContain('sub        alice');
     expect(code).toBe(0);
   }, 60_000);
+
+  it("testing/node-test: the README's service test passes under node:test", async () => {
+    const { code, output } = await run(
+      '--test',
+      '--test-reporter=tap',
+      'examples/testing/node-test/token-renewal.test.ts',
+    );
+    expect(output).toMatch(/^# pass 1$/m);
+    expect(output).toMatch(/^# fail 0$/m);
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it("testing/vitest: the README's service test passes under vitest", async () => {
+    const vitest = fileURLToPath(new URL('../node_modules/vitest/vitest.mjs', import.meta.url));
+    const { code, output } = await new Promise<{ code: number; output: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [vitest, 'run', '--reporter=verbose'],
+        {
+          cwd: fileURLToPath(new URL('../testing/vitest/', import.meta.url)),
+          timeout: 60_000,
+          env: { ...process.env, NODE_OPTIONS: '', NO_COLOR: '1', FORCE_COLOR: '0' },
+        },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
+      );
+    });
+    expect(output).toContain('gets a new token once the old one has expired, and none before');
+    expect(output).toMatch(/Tests +1 passed/);
+    expect(code).toBe(0);
+  }, 60_000);
 });
