@@ -57,7 +57,7 @@ const CAPABILITY_METHODS: Record<TokenStoreCapability, readonly (keyof TokenStor
  *   runner: { describe, it, afterEach },
  *   capabilities: ['lock', 'subscribe', 'versioned'],
  *   peer: () => new RedisTokenStore({ client: new Redis() }),
- *   breakStore: (store) => store.client.disconnect(),
+ *   breakStore: (store) => store.close(),
  *   lockTimings: { ttlMs: 300, waitMs: 2000 },
  * });
  * ```
