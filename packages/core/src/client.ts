@@ -68,8 +68,11 @@ const CIBA = 'urn:openid:params:grant-type:ciba';
 const DEFAULT_POLL_INTERVAL_SECONDS = 5;
 const CIBA_HINTS = ['login_hint', 'id_token_hint', 'login_hint_token'] as const;
 
-/** When each device / CIBA response arrived (epoch ms), for the polling deadline. */
-const arrivals = new WeakMap<object, number>();
+/**
+ * Where a device / CIBA response keeps when it arrived (epoch ms), for the polling deadline: a
+ * non-enumerable symbol property of the response itself (JSON and spreading do not see it).
+ */
+const ARRIVED_AT = Symbol('tessera.arrivedAt');
 
 /** Form fields whose values are credentials: kept out of every error text. */
 const SECRET_FIELDS: readonly string[] = [
@@ -619,7 +622,7 @@ export class Client {
       );
     }
     const form = grantForm(grantType, parameters, { [name]: value });
-    const arrivedAt = arrivals.get(response) ?? Date.now();
+    const arrivedAt = (response as { [ARRIVED_AT]?: number })[ARRIVED_AT] ?? Date.now();
     const interval = response.interval ?? DEFAULT_POLL_INTERVAL_SECONDS;
     return this.#redacting((secrets) =>
       this.#pollGrant(form, interval, arrivedAt + response.expires_in * 1000, options, what, secrets),
@@ -1017,9 +1020,9 @@ function checkTokenExchange(form: URLSearchParams): void {
   }
 }
 
-/** Freezes a response and remembers when it arrived. */
+/** A frozen copy of a response that knows when it arrived. */
 function arrived<T extends object>(body: T, receivedAt: number): T {
-  const frozen = Object.freeze({ ...body });
-  arrivals.set(frozen, receivedAt);
-  return frozen;
+  const copy = { ...body };
+  Object.defineProperty(copy, ARRIVED_AT, { value: receivedAt });
+  return Object.freeze(copy);
 }
