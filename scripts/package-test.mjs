@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const consumerFiles = fileURLToPath(new URL('./package-test/', import.meta.url));
-const PACKAGES = ['core', 'store-redis', 'testing'];
+const PACKAGES = ['core', 'store-redis', 'store-file', 'testing'];
 const REQUIRED_FIELDS = [
   'description',
   'license',
