@@ -427,7 +427,7 @@ export class FileTokenStore implements TokenStore {
 
   #nameOf(key: string): string {
     const name = createHash('sha256').update(key, 'utf8').digest('hex');
-    if (this.#listeners.size > 0 || this.#keys.size < 10_000) this.#keys.set(name, key);
+    if (this.#listeners.size > 0) this.#keys.set(name, key); // a change of it will be announced by key
     return name;
   }
 
