@@ -110,6 +110,8 @@ export class FileTokenStore implements TokenStore {
   readonly #listeners = new Set<ChangeListener>();
   readonly #held = new Map<string, () => Promise<void>>();
   readonly #waiters = new Map<string, Set<() => void>>();
+  /** The last queued guarded section of each key in this process. */
+  readonly #queues = new Map<string, Promise<void>>();
   #watcher: FSWatcher | undefined;
 
   /**
@@ -356,8 +358,23 @@ export class FileTokenStore implements TokenStore {
     }
   }
 
-  /** Runs `work` holding the key's guard: one writer of a key at a time, across processes. */
-  async #guarded<T>(name: string, operation: TokenStoreOperation, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` holding the key's guard: one writer of a key at a time, across processes. Within
+   * this process the writers of a key queue up, so only the first of them waits on the file.
+   */
+  #guarded<T>(name: string, operation: TokenStoreOperation, work: () => Promise<T>): Promise<T> {
+    const previous = this.#queues.get(name);
+    const turn = previous === undefined ? Promise.resolve() : previous.then(noop, noop);
+    const run = turn.then(() => this.#guardedNow(name, operation, work));
+    const settled = run.then(noop, noop);
+    this.#queues.set(name, settled);
+    void settled.then(() => {
+      if (this.#queues.get(name) === settled) this.#queues.delete(name);
+    });
+    return run;
+  }
+
+  async #guardedNow<T>(name: string, operation: TokenStoreOperation, work: () => Promise<T>): Promise<T> {
     const path = join(this.directory, `${name}.guard`);
     const deadline = Date.now() + GUARD_WAIT_MS;
     let holder = newHolder(GUARD_TTL_MS);
@@ -541,6 +558,10 @@ async function createFile(path: string, content: string): Promise<boolean> {
     await handle.close();
   }
   return true;
+}
+
+function noop(): void {
+  // nothing: a queued section runs whatever the one before it did
 }
 
 function ignoreMissing(error: unknown): void {
