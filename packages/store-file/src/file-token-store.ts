@@ -53,6 +53,8 @@ interface ChangeListener {
 
 /** How long a write's guard may be held before others take it over (a process died in a write). */
 const GUARD_TTL_MS = 10_000;
+/** How old a guard file with no holder in it must be to count as its writer's leftover. */
+const EMPTY_GUARD_MS = 1_000;
 /** How long a write waits for another process's write of the same key. */
 const GUARD_WAIT_MS = 5_000;
 /** The longest a lock waiter sleeps between looks, even when it can watch the directory. */
@@ -183,22 +185,28 @@ export class FileTokenStore implements TokenStore {
         this.#checkOpen('lock');
         const holder = newHolder(ttlMs);
         if (await createExclusive(path, holder)) return this.#heldLock(name, path, holder.owner);
-        const current = await readHolder(path, ttlMs);
-        if (current === undefined) continue; // released meanwhile
-        if (isStale(current)) {
-          // Taken over under the key's guard: only one waiter removes it, and only that holder's file.
-          await this.#guarded(name, 'lock', () => removeIfHeldBy(path, current.owner, ttlMs));
-          continue;
+        // Listen before looking: a release between the look and the wait must still wake us.
+        const change = this.#nextChangeOf(`${name}.lock`);
+        try {
+          const current = await readHolder(path, ttlMs);
+          if (current === undefined) continue; // released meanwhile
+          if (isStale(current)) {
+            // Taken over under the key's guard: only one waiter removes it, and only that holder's file.
+            await this.#guarded(name, 'lock', () => removeIfHeldBy(path, current.owner, ttlMs));
+            continue;
+          }
+          const remainingMs = deadline - Date.now();
+          if (remainingMs <= 0) {
+            throw new TokenStoreError(
+              'lock',
+              `file token store: the lock was not acquired within ${waitMs} ms`,
+            );
+          }
+          const untilExpiryMs = Math.max(1, current.expiresAt - Date.now() + 1);
+          await change.within(Math.min(remainingMs, untilExpiryMs, backoffMs(attempt)));
+        } finally {
+          change.cancel();
         }
-        const remainingMs = deadline - Date.now();
-        if (remainingMs <= 0) {
-          throw new TokenStoreError(
-            'lock',
-            `file token store: the lock was not acquired within ${waitMs} ms`,
-          );
-        }
-        const untilExpiryMs = Math.max(1, current.expiresAt - Date.now() + 1);
-        await this.#changeOf(`${name}.lock`, Math.min(remainingMs, untilExpiryMs, backoffMs(attempt)));
       }
     });
   }
@@ -307,7 +315,9 @@ export class FileTokenStore implements TokenStore {
         });
       }
       return this.#guarded(name, 'set', async () => {
-        const current = await readIfExists(path);
+        // A plain write needs no look at the file: its version, from the clock and a random part,
+        // differs from the one it replaces, which is all a conditional writer compares.
+        const current = expectedVersion === undefined ? undefined : await readIfExists(path);
         let currentVersion = 0;
         if (current !== undefined) {
           try {
@@ -318,7 +328,7 @@ export class FileTokenStore implements TokenStore {
           }
         }
         if (expectedVersion !== undefined && currentVersion !== expectedVersion) return false;
-        const version = Math.max(currentVersion + 1, Date.now() * 1000 + randomInt(1000));
+        const version = newVersion(currentVersion);
         const sealed = await sealer.seal({ key, version, tokens: body } satisfies Envelope);
         await this.#replace(path, sealed);
         return true;
@@ -377,11 +387,11 @@ export class FileTokenStore implements TokenStore {
   async #guardedNow<T>(name: string, operation: TokenStoreOperation, work: () => Promise<T>): Promise<T> {
     const path = join(this.directory, `${name}.guard`);
     const deadline = Date.now() + GUARD_WAIT_MS;
-    let holder = newHolder(GUARD_TTL_MS);
-    for (let attempt = 0; !(await createExclusive(path, holder)); attempt++) {
-      const current = await readHolder(path, GUARD_TTL_MS);
+    for (let attempt = 0; !(await createGuard(path)); attempt++) {
+      // A guard still empty after a second lost its writer between creating and filling it.
+      const current = await readHolder(path, EMPTY_GUARD_MS);
       if (current !== undefined && isStale(current)) {
-        await removeIfHeldBy(path, current.owner, GUARD_TTL_MS);
+        await removeIfHeldBy(path, current.owner, EMPTY_GUARD_MS);
       } else if (Date.now() > deadline) {
         throw new TokenStoreError(
           operation,
@@ -390,12 +400,12 @@ export class FileTokenStore implements TokenStore {
       } else {
         await delay(Math.min(1 + attempt, 10));
       }
-      holder = newHolder(GUARD_TTL_MS);
     }
     try {
       return await work();
     } finally {
-      await removeIfHeldBy(path, holder.owner, GUARD_TTL_MS).catch(() => undefined);
+      // Ours until GUARD_TTL_MS has passed: no section of a few writes lasts that long.
+      await unlink(path).catch(() => undefined);
     }
   }
 
@@ -503,28 +513,72 @@ export class FileTokenStore implements TokenStore {
     for (const { onChange } of this.#listeners) safely(() => onChange(key));
   }
 
-  /** Resolves when `file` changes in the directory, or after `ms` (watching when possible). */
-  #changeOf(file: string, ms: number): Promise<void> {
+  /**
+   * The next change of `file` in the directory, listened for from now on (watching when possible):
+   * `within(ms)` waits for it, or `ms` at most (a timer that keeps the process alive: a caller is
+   * waiting); `cancel()` stops listening.
+   */
+  #nextChangeOf(file: string): { within(ms: number): Promise<void>; cancel(): void } {
     try {
       this.#ensureWatcher();
     } catch {
       // cannot watch here: the wait is a plain backoff
     }
-    return new Promise((resolve) => {
-      let waiters = this.#waiters.get(file);
-      if (waiters === undefined) this.#waiters.set(file, (waiters = new Set()));
-      const set = waiters;
-      const wake = (): void => {
-        clearTimeout(timer);
-        set.delete(wake);
-        if (set.size === 0 && this.#waiters.get(file) === set) this.#waiters.delete(file);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      timer.unref();
-      set.add(wake);
-    });
+    let waiters = this.#waiters.get(file);
+    if (waiters === undefined) this.#waiters.set(file, (waiters = new Set()));
+    const set = waiters;
+    let changed = false;
+    let resolveWait: (() => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const wake = (): void => {
+      changed = true;
+      clearTimeout(timer);
+      set.delete(wake);
+      if (set.size === 0 && this.#waiters.get(file) === set) this.#waiters.delete(file);
+      resolveWait?.();
+    };
+    set.add(wake);
+    return {
+      within: (ms) =>
+        new Promise<void>((resolve) => {
+          if (changed) return resolve();
+          resolveWait = resolve;
+          timer = setTimeout(wake, ms);
+        }),
+      cancel: wake,
+    };
   }
+}
+
+/**
+ * A version for a new write: random in [1, 2^48), so it differs from the one it replaces (all a
+ * conditional writer compares) without reading it, across processes.
+ */
+function newVersion(current: number): number {
+  for (;;) {
+    const version = randomInt(1, 2 ** 48);
+    if (version !== current) return version;
+  }
+}
+
+/**
+ * Takes a guard file: created exclusively with this process's pid and expiry (a reader that finds
+ * it still empty judges it by its age); `false` when another writer holds it.
+ */
+async function createGuard(path: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(path, 'wx', 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+  try {
+    await handle.writeFile(JSON.stringify(newHolder(GUARD_TTL_MS)));
+  } finally {
+    await handle.close();
+  }
+  return true;
 }
 
 /** The wait between looks at a held lock: 10 ms doubling to {@link MAX_WAIT_STEP_MS}, jittered. */
@@ -569,7 +623,7 @@ function ignoreMissing(error: unknown): void {
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function safely(callback: () => void): void {

@@ -4,7 +4,7 @@
  * close(). Real files in a temp directory.
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes, createSecretKey, generateKeyPairSync } from 'node:crypto';
 import {
   chmodSync,
@@ -19,6 +19,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { ConfigurationError, TokenStoreError } from '@tessera/core';
 import type { TokenSet } from '@tessera/core';
@@ -298,4 +299,35 @@ describe('close()', () => {
     await (await second).release();
     await store.close();
   });
+
+  it('keeps a process alive while it waits for a lock, until the answer (regression: it exited, code 13)', async () => {
+    const directory = newDirectory();
+    const holder = new FileTokenStore({ directory, encryptionKey });
+    const held = await holder.lock('shared', { ttlMs: 60_000, waitMs: 0 });
+    const waiter = fileURLToPath(new URL('./fixtures/lock-waiter.ts', import.meta.url));
+    const { code, output } = await new Promise<{ code: number; output: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [
+          '--conditions=tessera-source',
+          '--import',
+          'tsx',
+          waiter,
+          directory,
+          encryptionKey.toString('base64url'),
+        ],
+        {
+          cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+          timeout: 30_000,
+          env: { ...process.env, NODE_OPTIONS: '' },
+        },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
+      );
+    });
+    expect(output.trim()).toBe('refused TokenStoreError');
+    expect(code).toBe(0);
+    await held.release();
+    await holder.close();
+  }, 40_000);
 });

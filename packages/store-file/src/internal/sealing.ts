@@ -3,7 +3,7 @@
  * (RFC 7518 §4.5, §5.3), its key id and the set's version in the protected header (authenticated,
  * and readable without decrypting); or, with `plaintext: true`, the same envelope as JSON.
  */
-import { createHash, createSecretKey, randomBytes, scrypt } from 'node:crypto';
+import { createHash, createSecretKey, randomBytes, scrypt, webcrypto } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { CompactEncrypt, compactDecrypt, decodeProtectedHeader } from 'jose';
 
@@ -75,9 +75,14 @@ function isKeyObject(value: unknown): value is KeyObject {
   );
 }
 
-/** A JWE sealer for `key`: its key id is a short hash of the key (it tells keys apart, nothing more). */
-export function encryptingSealer(key: KeyObject): Sealer {
-  const kid = `tessera-${createHash('sha256').update(key.export()).digest('base64url').slice(0, 16)}`;
+/**
+ * A JWE sealer for `key`: its key id is a short hash of the key (it tells keys apart, nothing more).
+ * The key is imported into WebCrypto once, not on every seal and open.
+ */
+export async function encryptingSealer(secret: KeyObject): Promise<Sealer> {
+  const raw = secret.export();
+  const kid = `tessera-${createHash('sha256').update(raw).digest('base64url').slice(0, 16)}`;
+  const key = await webcrypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['encrypt', 'decrypt']);
   return {
     kid,
     seal: (envelope) =>
