@@ -1,6 +1,7 @@
 import { createHash, randomInt } from 'node:crypto';
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -115,6 +116,7 @@ export class FileTokenStore implements TokenStore {
   /** The last queued guarded section of each key in this process. */
   readonly #queues = new Map<string, Promise<void>>();
   #watcher: FSWatcher | undefined;
+  #directoryHandle: Promise<FileHandle> | undefined;
 
   /**
    * Checks the options; touches nothing on disk until the first call.
@@ -222,6 +224,9 @@ export class FileTokenStore implements TokenStore {
     this.#waiters.clear();
     await Promise.allSettled([...this.#held.values()].map((release) => release()));
     this.#held.clear();
+    const directory = this.#directoryHandle;
+    this.#directoryHandle = undefined;
+    await directory?.then((handle) => handle.close()).catch(() => undefined);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -358,13 +363,22 @@ export class FileTokenStore implements TokenStore {
     await this.#syncDirectory();
   }
 
+  /** fsync of the directory, through one handle the store keeps open (closed by `close()`). */
   async #syncDirectory(): Promise<void> {
     if (process.platform === 'win32') return; // directories cannot be opened for fsync there
-    const handle = await open(this.directory, 'r');
+    if (this.#closed) {
+      // A write that was under way when the store closed: no handle to keep.
+      const handle = await open(this.directory, 'r');
+      await handle.sync().finally(() => handle.close());
+      return;
+    }
+    const opening = (this.#directoryHandle ??= open(this.directory, 'r'));
     try {
-      await handle.sync();
-    } finally {
-      await handle.close();
+      await (await opening).sync();
+    } catch (error) {
+      if (this.#directoryHandle === opening) this.#directoryHandle = undefined;
+      void opening.then((handle) => handle.close()).catch(() => undefined);
+      throw error;
     }
   }
 
