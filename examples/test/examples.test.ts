@@ -62,6 +62,23 @@ describe('examples', () => {
     expect(code).toBe(0);
   }, 60_000);
 
+  it('file-store: two processes share one encrypted directory, one refresh serves both', async () => {
+    const { code, output } = await run('examples/file-store.ts');
+    expect(output.match(/event token\.acquired +key=default .*grantType=client_credentials/g)).toHaveLength(
+      1,
+    );
+    expect(output).toMatch(/\[A\] B got the service token sha256:\w+: A's, read from the directory/);
+    expect(output).toMatch(/\[A\] event token\.stored +key=alice/);
+    expect(output).toMatch(/\[A\] B got alice's token sha256:\w+: the one A stored/);
+    expect(output.match(/\[[AB]\] event token\.refreshed key=alice .*rotated=true/g)).toHaveLength(1);
+    expect(output).toMatch(/A has (sha256:\w+), B has \1: the same new token/);
+    expect(output).toMatch(/one refresh for both: ([AB]) refreshed, [AB] used the token \1 stored/);
+    expect(output).toContain('refresh requests the authorization server received: 1');
+    expect(output).not.toMatch(/refresh\.failed|store\.failed|\?!/);
+    expect(output).toContain('done.');
+    expect(code).toBe(0);
+  }, 60_000);
+
   it('device-flow --auto-approve: shows the code, counts down, prints the claims', async () => {
     const { code, output } = await run('examples/device-flow.ts', '--auto-approve');
     expect(output).toMatch(/enter the code {2}[A-Z]{4}-[A-Z]{4}/);

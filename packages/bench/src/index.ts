@@ -14,6 +14,7 @@ import os from 'node:os';
 import { integerFromEnv, namesFromEnv } from './env.js';
 import type { BenchConfig, Suite, SuiteContext, TargetCheck } from './suite.js';
 import { clientRoundtripSuite } from './suites/client-roundtrip.js';
+import { fileStoreSuite } from './suites/file-store.js';
 import { redisStoreSuite } from './suites/redis-store.js';
 import { tokenManagerSuite } from './suites/token-manager.js';
 import { startStaticTokenServer } from './static-token-server.js';
@@ -21,7 +22,12 @@ import type { StaticTokenServer } from './static-token-server.js';
 import { formatRatio } from './table.js';
 
 /** Every suite, in the order they run. Add new suites here. */
-export const SUITES: readonly Suite[] = [clientRoundtripSuite, tokenManagerSuite, redisStoreSuite];
+export const SUITES: readonly Suite[] = [
+  clientRoundtripSuite,
+  tokenManagerSuite,
+  redisStoreSuite,
+  fileStoreSuite,
+];
 
 /** The run's settings from `BENCH_*` environment variables. */
 export function readConfig(): BenchConfig {
