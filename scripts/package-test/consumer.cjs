@@ -1,5 +1,6 @@
 // The same packages loaded with require() (Node's require of ES modules, 20.19 and later).
 const { Client, TokenManager } = require('@tessera/core');
+const { FileTokenStore } = require('@tessera/store-file');
 const { RedisTokenStore } = require('@tessera/store-redis');
 const { startTestServer } = require('@tessera/testing');
 
@@ -11,7 +12,7 @@ const { startTestServer } = require('@tessera/testing');
     const accessToken = await manager.getValidAccessToken();
     if (!accessToken) throw new Error('no token acquired');
     await manager.close();
-    console.log(`require ok: ${typeof RedisTokenStore}`);
+    console.log(`require ok: ${typeof RedisTokenStore}, ${typeof FileTokenStore}`);
   } finally {
     await server.close();
   }

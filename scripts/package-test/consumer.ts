@@ -2,10 +2,15 @@
 // tarballs installed from a fresh project (scripts/package-test.mjs).
 import { Client, ConfigurationError, MemoryTokenStore, TokenManager, TokenStoreError } from '@tessera/core';
 import type { TokenManagerEvents, TokenSet, TokenStore } from '@tessera/core';
+import { FileTokenStore } from '@tessera/store-file';
 import { RedisTokenStore } from '@tessera/store-redis';
 import { createFakeClock, startTestServer } from '@tessera/testing';
 import type { TokenStoreSuiteOptions } from '@tessera/testing';
 import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 // The newest ioredis's client fits the store's option type (the peer range covers it).
 const redis = new Redis({ lazyConnect: true });
@@ -20,6 +25,20 @@ const events: Array<keyof TokenManagerEvents> = [];
 try {
   const client = await Client.discover(server.issuer, server.clients.basic);
   const manager = new TokenManager({ client, store: new MemoryTokenStore(), grant: 'client_credentials' });
+  // The file store, encrypted, in a fresh directory: a second manager reads what it stores.
+  const directory = await mkdtemp(join(tmpdir(), 'tessera-consumer-'));
+  const fileStore = new FileTokenStore({
+    directory: join(directory, 'tokens'),
+    encryptionKey: randomBytes(32),
+  });
+  const writer = new TokenManager({ client, store: fileStore, grant: 'client_credentials' });
+  const stored = await writer.getValidAccessToken();
+  await writer.close();
+  const reader = new TokenManager({ client, store: fileStore, grant: 'client_credentials' });
+  if ((await reader.getValidAccessToken()) !== stored) throw new Error('the file store lost the token');
+  await reader.close();
+  await fileStore.close();
+  await rm(directory, { recursive: true });
   manager.on('token.acquired', () => events.push('token.acquired'));
   const accessToken: string = await manager.getValidAccessToken();
   const tokens: TokenSet | undefined = await manager.getTokens();
