@@ -1,137 +1,21 @@
 /**
  * A fleet of processes sharing one Redis refreshes a rotating refresh token exactly once, and
- * survives a process that dies holding the refresh lock.
+ * survives a process that dies holding the refresh lock (the shared fleet tests, test-support/fleet).
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { fork } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { Client, TokenManager } from '@tessera/core';
-import { RedisTokenStore } from '@tessera/store-redis';
-import { startRedisServer, startTestServer } from '@tessera/testing';
-import type { RedisServerHandle, TestServer } from '@tessera/testing';
-import type { WorkerConfig, WorkerMessage } from './fixtures/fleet-worker.js';
+import { startRedisServer } from '@tessera/testing';
+import type { RedisServerHandle } from '@tessera/testing';
+import { describeFleet } from '../../../test-support/fleet/describe-fleet.js';
 
-const workerPath = fileURLToPath(new URL('./fixtures/fleet-worker.ts', import.meta.url));
-const root = fileURLToPath(new URL('../../..', import.meta.url));
-
-let server: TestServer;
 let redis: RedisServerHandle;
-const children = new Set<ChildProcess>();
-
 beforeAll(async () => {
-  [server, redis] = await Promise.all([startTestServer({ rotateRefreshTokens: true }), startRedisServer()]);
+  redis = await startRedisServer();
 }, 60_000);
-afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
-  await Promise.all([server?.close(), redis?.close()]);
-});
+afterAll(() => redis?.close());
 
-interface Worker {
-  child: ChildProcess;
-  ready: Promise<void>;
-  done: Promise<Extract<WorkerMessage, { type: 'done' }>>;
-  events: Array<{ name: string; payload: Record<string, unknown> }>;
-}
-
-function startWorker(config: WorkerConfig): Worker {
-  const child = fork(workerPath, [JSON.stringify(config)], {
-    cwd: root,
-    execArgv: ['--conditions=tessera-source', '--import', 'tsx'],
-    env: { ...process.env, NODE_OPTIONS: '' },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  const events: Worker['events'] = [];
-  let onReady: () => void = () => undefined;
-  let onDone: (m: Extract<WorkerMessage, { type: 'done' }>) => void = () => undefined;
-  const ready = new Promise<void>((resolve) => (onReady = resolve));
-  const done = new Promise<Extract<WorkerMessage, { type: 'done' }>>((resolve) => (onDone = resolve));
-  child.on('message', (message: WorkerMessage) => {
-    if (message.type === 'ready') onReady();
-    else if (message.type === 'event') events.push(message);
-    else onDone(message);
-  });
-  return { child, ready, done, events };
-}
-
-/** Stores a real, rotating user token set whose access token has already expired. */
-async function seedExpiredTokens(keyPrefix: string, key: string): Promise<void> {
-  const client = await Client.discover(server.issuer, server.clients.basic);
-  const store = new RedisTokenStore({ url: redis.url, keyPrefix });
-  const manager = new TokenManager({ client, store, key });
-  const issued = await server.issueUserTokens('basic', { scope: 'openid offline_access api:read' });
-  await manager.storeTokens({ ...issued, expires_in: 0 } as never);
-  await manager.close();
-  await store.close();
-}
-
-describe('a fleet sharing Redis', () => {
-  it('8 processes × 500 concurrent callers on an expired key: exactly one refresh, no invalid_grant', async () => {
-    const keyPrefix = `fleet-${randomUUID()}:`;
-    await seedExpiredTokens(keyPrefix, 'shared');
-    server.resetStats();
-    const config: WorkerConfig = {
-      issuer: server.issuer,
-      client: server.clients.basic,
-      redisUrl: redis.url,
-      keyPrefix,
-      key: 'shared',
-      calls: 500,
-    };
-    const workers = Array.from({ length: 8 }, () => startWorker(config));
-    await Promise.all(workers.map((w) => w.ready));
-    for (const w of workers) w.child.send({ type: 'go' });
-    const results = await Promise.all(workers.map((w) => w.done));
-
-    expect(server.stats().token).toBe(1);
-    expect(results.flatMap((r) => r.rejected)).toEqual([]);
-    expect(new Set(results.flatMap((r) => r.fingerprints)).size).toBe(1);
-    const events = workers.flatMap((w) => w.events);
-    expect(events.filter((e) => e.name === 'token.refreshed')).toHaveLength(1);
-    expect(events.filter((e) => e.name === 'refresh.failed' || e.name === 'token.cleared')).toEqual([]);
-  }, 90_000);
-
-  it('a process killed while holding the lock mid-refresh: another takes over after the TTL, no refresh token lost', async () => {
-    const keyPrefix = `kill-${randomUUID()}:`;
-    await seedExpiredTokens(keyPrefix, 'shared');
-    // A token endpoint that takes the request and never answers (nor forwards it).
-    const held: http.ServerResponse[] = [];
-    const blackhole = http.createServer((_req, res) => void held.push(res));
-    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
-    const tokenEndpoint = `http://127.0.0.1:${(blackhole.address() as AddressInfo).port}/token`;
-    const worker = startWorker({
-      issuer: server.issuer,
-      client: server.clients.basic,
-      redisUrl: redis.url,
-      keyPrefix,
-      key: 'shared',
-      calls: 1,
-      tokenEndpoint,
-      lockTtlMs: 1500,
-    });
-    await worker.ready;
-    worker.child.send({ type: 'go' });
-    while (held.length === 0) await new Promise((r) => setTimeout(r, 10));
-    worker.child.kill('SIGKILL'); // dies holding the lock, mid-refresh
-    server.resetStats();
-
-    const client = await Client.discover(server.issuer, server.clients.basic);
-    const store = new RedisTokenStore({ url: redis.url, keyPrefix });
-    const survivor = new TokenManager({ client, store, key: 'shared' });
-    const failures: unknown[] = [];
-    survivor.on('refresh.failed', (e) => failures.push(e.error.code));
-    await expect(survivor.getValidAccessToken()).resolves.toEqual(expect.any(String));
-    expect(server.stats().token).toBe(1);
-    expect(failures).toEqual([]);
-    await survivor.close();
-    await store.close();
-    for (const res of held) res.destroy();
-    blackhole.closeAllConnections();
-    blackhole.close();
-  }, 60_000);
-});
+describeFleet('a fleet sharing Redis', () => ({
+  kind: 'redis',
+  url: redis.url,
+  keyPrefix: `fleet-${randomUUID()}:`,
+}));
