@@ -3,6 +3,7 @@
  * compare contenders over several interleaved rounds, reporting the median.
  */
 import { performance } from 'node:perf_hooks';
+import type { TokenStore } from '@tessera/core';
 
 /** How much work one measured run does. */
 export interface LoadShape {
@@ -143,4 +144,27 @@ export async function measureContenders(
       cpuMicrosPerOp: median(cpu.get(c.name)!),
     };
   });
+}
+
+/** Nanoseconds per awaited `getValidAccessToken()`, over `count` calls in one loop. */
+export async function nsPerCall(
+  count: number,
+  manager: { getValidAccessToken(): Promise<string> },
+): Promise<number> {
+  collectGarbage();
+  const start = performance.now();
+  for (let i = 0; i < count; i++) await manager.getValidAccessToken();
+  return ((performance.now() - start) * 1e6) / count;
+}
+
+/** A store without its change feed: a manager on it keeps no near-cache, every call reads the store. */
+export function withoutChangeFeed(
+  store: Required<Pick<TokenStore, 'get' | 'set' | 'delete' | 'lock'>>,
+): TokenStore {
+  return {
+    get: (key) => store.get(key),
+    set: (key, tokens) => store.set(key, tokens),
+    delete: (key) => store.delete(key),
+    lock: (key, options) => store.lock(key, options),
+  };
 }

@@ -579,20 +579,8 @@ function newVersion(current: number): number {
  * Takes a guard file: created exclusively with this process's pid and expiry (a reader that finds
  * it still empty judges it by its age); `false` when another writer holds it.
  */
-async function createGuard(path: string): Promise<boolean> {
-  let handle;
-  try {
-    handle = await open(path, 'wx', 0o600);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
-  }
-  try {
-    await handle.writeFile(JSON.stringify(newHolder(GUARD_TTL_MS)));
-  } finally {
-    await handle.close();
-  }
-  return true;
+function createGuard(path: string): Promise<boolean> {
+  return createFile(path, JSON.stringify(newHolder(GUARD_TTL_MS)), { sync: false });
 }
 
 /** The wait between looks at a held lock: 10 ms doubling to {@link MAX_WAIT_STEP_MS}, jittered. */
@@ -610,8 +598,8 @@ async function readIfExists(path: string): Promise<string | undefined> {
   }
 }
 
-/** Creates `path` with `content` only if it does not exist; `false` if it does. */
-async function createFile(path: string, content: string): Promise<boolean> {
+/** Creates `path` with `content` (fsync'd unless told not to) only if it does not exist; `false` if it does. */
+async function createFile(path: string, content: string, options: { sync?: boolean } = {}): Promise<boolean> {
   let handle;
   try {
     handle = await open(path, 'wx', 0o600);
@@ -621,7 +609,7 @@ async function createFile(path: string, content: string): Promise<boolean> {
   }
   try {
     await handle.writeFile(content);
-    await handle.sync();
+    if (options.sync !== false) await handle.sync();
   } finally {
     await handle.close();
   }

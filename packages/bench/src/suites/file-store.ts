@@ -33,7 +33,7 @@ import { startTestServer } from '@tessera/testing';
 import type { TestServer } from '@tessera/testing';
 import { integerFromEnv } from '../env.js';
 import type { FleetParentMessage, FleetWorkerConfig, FleetWorkerMessage } from '../file-store-worker-main.js';
-import { collectGarbage, measureContenders, median } from '../measure.js';
+import { measureContenders, median, nsPerCall, withoutChangeFeed } from '../measure.js';
 import type { Contender, ContenderResult } from '../measure.js';
 import type { Suite, SuiteContext, SuiteReport, TargetCheck } from '../suite.js';
 import { formatBytes, formatCount, formatMs, formatRatio, formatTable } from '../table.js';
@@ -70,24 +70,6 @@ function userTokenSet(): TokenSet {
     scope: 'openid offline_access api:read',
     issuer: 'http://127.0.0.1:50000',
     clientId: 'c1',
-  };
-}
-
-/** Nanoseconds per awaited call, over `count` calls in one loop. */
-async function nsPerCall(count: number, manager: TokenManager): Promise<number> {
-  collectGarbage();
-  const start = performance.now();
-  for (let i = 0; i < count; i++) await manager.getValidAccessToken();
-  return ((performance.now() - start) * 1e6) / count;
-}
-
-/** The same store without its change feed: the manager keeps no near-cache, every call reads the file. */
-function withoutChangeFeed(store: FileTokenStore): TokenStore {
-  return {
-    get: (key) => store.get(key),
-    set: (key, tokens) => store.set(key, tokens),
-    delete: (key) => store.delete(key),
-    lock: (key, options) => store.lock(key, options),
   };
 }
 

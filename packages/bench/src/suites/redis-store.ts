@@ -19,7 +19,7 @@ import type { TokenStore } from '@tessera/core';
 import { RedisTokenStore } from '@tessera/store-redis';
 import { startRedisServer } from '@tessera/testing';
 import { integerFromEnv } from '../env.js';
-import { collectGarbage, median } from '../measure.js';
+import { median, nsPerCall, withoutChangeFeed } from '../measure.js';
 import type { RequestCounts } from '../static-token-server.js';
 import type { Suite, SuiteContext, SuiteReport } from '../suite.js';
 import { formatCount, formatRatio, formatTable } from '../table.js';
@@ -34,24 +34,6 @@ function newClient(issuer: string): Client {
     { issuer, token_endpoint: `${issuer}/token` },
     { client_id: 'c1', client_secret: 's1', token_endpoint_auth_method: 'client_secret_basic' },
   );
-}
-
-/** Nanoseconds per awaited call, over `count` calls in one loop. */
-async function nsPerCall(count: number, manager: TokenManager): Promise<number> {
-  collectGarbage();
-  const start = performance.now();
-  for (let i = 0; i < count; i++) await manager.getValidAccessToken();
-  return ((performance.now() - start) * 1e6) / count;
-}
-
-/** The same store without its change feed: the manager cannot keep a near-cache, every call reads Redis. */
-function withoutChangeFeed(store: RedisTokenStore): TokenStore {
-  return {
-    get: (key) => store.get(key),
-    set: (key, tokens) => store.set(key, tokens),
-    delete: (key) => store.delete(key),
-    lock: (key, options) => store.lock(key, options),
-  };
 }
 
 function totalTokenRequests(counts: RequestCounts): number {
