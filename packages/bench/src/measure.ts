@@ -168,3 +168,38 @@ export function withoutChangeFeed(
     lock: (key, options) => store.lock(key, options),
   };
 }
+
+/** Per-round cached-lookup figures of a store with and without its near-cache, against the memory store. */
+export interface CachedLookupFigures {
+  memory: number[];
+  near: number[];
+  /** near / memory, per round. */
+  ratio: number[];
+  far: number[];
+}
+
+/**
+ * Cached `getValidAccessToken()` costs, in ns per call: the memory store, a store through the
+ * near-cache (`near`) and without it (`far`, `farCalls` per round), warmed up, then `rounds`
+ * interleaved rounds.
+ */
+export async function measureCachedLookups(
+  managers: Record<'memory' | 'near' | 'far', { getValidAccessToken(): Promise<string> }>,
+  options: { rounds: number; lookups: number; farCalls: number },
+): Promise<CachedLookupFigures> {
+  const { memory, near, far } = managers;
+  for (const m of [memory, near, far]) await m.getValidAccessToken();
+  await nsPerCall(10_000, memory);
+  await nsPerCall(10_000, near);
+  await nsPerCall(1_000, far);
+  const figures: CachedLookupFigures = { memory: [], near: [], ratio: [], far: [] };
+  for (let round = 0; round < options.rounds; round++) {
+    const m = await nsPerCall(options.lookups, memory);
+    const n = await nsPerCall(options.lookups, near);
+    figures.memory.push(m);
+    figures.near.push(n);
+    figures.ratio.push(n / m);
+    figures.far.push(await nsPerCall(options.farCalls, far));
+  }
+  return figures;
+}

@@ -33,8 +33,8 @@ import { startTestServer } from '@tessera/testing';
 import type { TestServer } from '@tessera/testing';
 import { integerFromEnv } from '../env.js';
 import type { FleetParentMessage, FleetWorkerConfig, FleetWorkerMessage } from '../file-store-worker-main.js';
-import { measureContenders, median, nsPerCall, withoutChangeFeed } from '../measure.js';
-import type { Contender, ContenderResult } from '../measure.js';
+import { measureCachedLookups, measureContenders, median, withoutChangeFeed } from '../measure.js';
+import type { CachedLookupFigures, Contender, ContenderResult } from '../measure.js';
 import type { Suite, SuiteContext, SuiteReport, TargetCheck } from '../suite.js';
 import { formatBytes, formatCount, formatMs, formatRatio, formatTable } from '../table.js';
 
@@ -168,20 +168,13 @@ function writeTable(figures: WriteFigures): { table: string; ratio: number } {
 
 // --- 2. cached lookups through the near-cache --------------------------------------------------------
 
-interface CachedFigures {
-  memory: number[];
-  near: number[];
-  ratio: number[];
-  far: number[];
-}
-
 async function measureCached(
   root: string,
   issuer: string,
   rounds: number,
   lookups: number,
   reads: number,
-): Promise<CachedFigures> {
+): Promise<CachedLookupFigures> {
   const encryptionKey = randomBytes(32);
   const stores = [
     new FileTokenStore({ directory: join(root, 'cached'), encryptionKey }),
@@ -193,27 +186,14 @@ async function measureCached(
   const near = manager(stores[0]!);
   const far = manager(withoutChangeFeed(stores[1]!));
   try {
-    for (const m of [memory, near, far]) await m.getValidAccessToken();
-    await nsPerCall(10_000, memory);
-    await nsPerCall(10_000, near);
-    await nsPerCall(1_000, far);
-    const figures: CachedFigures = { memory: [], near: [], ratio: [], far: [] };
-    for (let round = 0; round < rounds; round++) {
-      const m = await nsPerCall(lookups, memory);
-      const n = await nsPerCall(lookups, near);
-      figures.memory.push(m);
-      figures.near.push(n);
-      figures.ratio.push(n / m);
-      figures.far.push(await nsPerCall(reads, far));
-    }
-    return figures;
+    return await measureCachedLookups({ memory, near, far }, { rounds, lookups, farCalls: reads });
   } finally {
     await Promise.all([memory, near, far].map((m) => m.close()));
     await Promise.all(stores.map((s) => s.close()));
   }
 }
 
-function cachedTable(figures: CachedFigures): string {
+function cachedTable(figures: CachedLookupFigures): string {
   const ns = (values: readonly number[]) => `${median(values).toFixed(0)} ns`;
   return formatTable(
     [

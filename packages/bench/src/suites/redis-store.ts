@@ -19,7 +19,7 @@ import type { TokenStore } from '@tessera/core';
 import { RedisTokenStore } from '@tessera/store-redis';
 import { startRedisServer } from '@tessera/testing';
 import { integerFromEnv } from '../env.js';
-import { median, nsPerCall, withoutChangeFeed } from '../measure.js';
+import { measureCachedLookups, median, withoutChangeFeed } from '../measure.js';
 import type { RequestCounts } from '../static-token-server.js';
 import type { Suite, SuiteContext, SuiteReport } from '../suite.js';
 import { formatCount, formatRatio, formatTable } from '../table.js';
@@ -72,24 +72,10 @@ export const redisStoreSuite: Suite = {
       const memory = manager(new MemoryTokenStore(), 'cached');
       const near = manager(redisStore(), 'cached');
       const far = manager(withoutChangeFeed(redisStore()), 'cached');
-      for (const m of [memory, near, far]) await m.getValidAccessToken();
-      await nsPerCall(10_000, memory);
-      await nsPerCall(10_000, near);
-      await nsPerCall(1_000, far);
-      const figures = {
-        memory: [] as number[],
-        near: [] as number[],
-        far: [] as number[],
-        ratio: [] as number[],
-      };
-      for (let round = 0; round < rounds; round++) {
-        const m = await nsPerCall(lookups, memory);
-        const n = await nsPerCall(lookups, near);
-        figures.memory.push(m);
-        figures.near.push(n);
-        figures.ratio.push(n / m);
-        figures.far.push(await nsPerCall(roundTrips, far));
-      }
+      const figures = await measureCachedLookups(
+        { memory, near, far },
+        { rounds, lookups, farCalls: roundTrips },
+      );
 
       // 3. the fleet: 8 managers, each with its own connection and near-cache, on one expired key
       const fleetKey = `fleet-${randomUUID()}`;
