@@ -1,3 +1,4 @@
+import { CLIENT_INTERNALS, type ClientInternals } from './internal/client-internals.js';
 import type { JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { wellKnownUrls } from './discovery.js';
@@ -250,6 +251,11 @@ export class Client {
       this.#auth.method === 'self_signed_tls_client_auth' ||
       (options.tls?.cert !== undefined && this.#server.tls_client_certificate_bound_access_tokens === true);
     this.#keySet = remoteKeySet(this.#transport, this.#server.jwks_uri);
+  }
+
+  /** The transport and tolerance, for this package's verifier only. @internal */
+  get [CLIENT_INTERNALS](): ClientInternals {
+    return { transport: this.#transport, toleranceSeconds: this.#toleranceSeconds };
   }
 
   /** The server's metadata (RFC 8414 / OpenID Connect Discovery fields, snake_case), frozen. */

@@ -409,3 +409,91 @@ export class InternalError extends TesseraError {
     super('INTERNAL', message, options);
   }
 }
+
+/**
+ * Why a {@link TokenVerifier} refused a token, for logs, metrics and branching (never sent to the
+ * caller verbatim: the response carries only the RFC 6750 §3 `error`).
+ *
+ * - `missing`: no token was sent (or only with an unsupported scheme, e.g. `Basic`).
+ * - `request`: the request was malformed, e.g. two ways of sending a token (400, RFC 6750 §3.1).
+ * - `malformed`: not a usable token: bad JSON, wrong `typ`, a required claim missing (RFC 9068 §4).
+ * - `signature`, `unknown_kid`: the signature does not verify, or no published key has the `kid`.
+ * - `issuer`, `audience`, `expired`: the `iss`, `aud`, or `exp` / `nbf` / `iat` checks.
+ * - `inactive`: introspection said inactive, or the token (or its subject) was evicted.
+ * - `scope`: a required scope is missing (403 `insufficient_scope`).
+ * - `dpop_proof`: the DPoP proof is invalid, replayed, too old, or for another request
+ *   (`invalid_dpop_proof`); `dpop_binding`: the token's key binding does not match, or a bound token
+ *   came as Bearer or an unbound one as DPoP (`invalid_token`); `dpop_nonce`: a fresh server nonce
+ *   is needed (`use_dpop_nonce`, RFC 9449 §9).
+ * - `unavailable`: nothing could decide (keys or introspection unreachable, the cache down): 503,
+ *   not the caller's fault (RFC 9110 §15.6.4).
+ */
+export type VerificationFailureReason =
+  | 'missing'
+  | 'request'
+  | 'malformed'
+  | 'signature'
+  | 'unknown_kid'
+  | 'issuer'
+  | 'audience'
+  | 'expired'
+  | 'inactive'
+  | 'scope'
+  | 'dpop_proof'
+  | 'dpop_binding'
+  | 'dpop_nonce'
+  | 'unavailable';
+
+/** What {@link TokenVerificationError} carries beyond {@link OAuthErrorFields}. */
+export interface TokenVerificationErrorFields extends OAuthErrorFields {
+  /** Why, for logs and metrics. */
+  reason: VerificationFailureReason;
+  /** The challenge to send: every `WWW-Authenticate` value (one per scheme, RFC 9110 §11.6.1). */
+  wwwAuthenticate: string;
+  /** For `unavailable`: seconds the caller should wait (`Retry-After`, RFC 9110 §10.2.3). */
+  retryAfterSeconds?: number;
+  /** For `dpop_nonce` (and with server nonces on): the `DPoP-Nonce` to send (RFC 9449 §9). */
+  dpopNonce?: string;
+}
+
+/**
+ * A {@link TokenVerifier} refused a token or could not decide. An {@link OAuthError} whose `error`
+ * is what the response says (`invalid_token`, `insufficient_scope`, `invalid_dpop_proof`,
+ * `use_dpop_nonce`, `invalid_request`, or `temporarily_unavailable`), whose `status` is the HTTP
+ * status to answer (400, 401, 403 or 503), whose `wwwAuthenticate` is ready for the response
+ * (RFC 6750 §3, RFC 9449 §7.1), and whose `reason` says why.
+ *
+ * @example
+ * ```ts
+ * try { req.auth = await verifier.verifyRequest(req); }
+ * catch (err) {
+ *   if (!(err instanceof TokenVerificationError)) throw err;
+ *   res.setHeader('WWW-Authenticate', err.wwwAuthenticate);
+ *   res.statusCode = err.status;
+ * }
+ * ```
+ */
+export class TokenVerificationError extends OAuthError {
+  /** Why the token was refused (or could not be judged), for logs and metrics. */
+  readonly reason: VerificationFailureReason;
+  /** The `WWW-Authenticate` value to answer with. */
+  declare readonly wwwAuthenticate: string;
+  /** For `unavailable`: the `Retry-After` to send, in seconds. */
+  readonly retryAfterSeconds?: number;
+  /** The `DPoP-Nonce` to send, when the verifier uses server nonces. */
+  readonly dpopNonce?: string;
+
+  /**
+   * Made by a TokenVerifier.
+   *
+   * @param fields - the response to give and why.
+   * @param options - `cause`: the lower-level error (kept by name and message only in output).
+   */
+  constructor(fields: TokenVerificationErrorFields, options?: { cause?: unknown }) {
+    const { reason, retryAfterSeconds, dpopNonce, ...oauth } = fields;
+    super(oauth, options);
+    this.reason = reason;
+    if (retryAfterSeconds !== undefined) this.retryAfterSeconds = retryAfterSeconds;
+    if (dpopNonce !== undefined) this.dpopNonce = dpopNonce;
+  }
+}

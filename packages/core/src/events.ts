@@ -1,4 +1,4 @@
-import type { TesseraError } from './errors.js';
+import type { TesseraError, TokenVerificationError, VerificationFailureReason } from './errors.js';
 
 /** The outcome of revoking one token (RFC 7009). */
 export interface RevocationResult {
@@ -75,3 +75,40 @@ export interface TokenManagerEvents {
 
 /** The name of a {@link TokenManagerEvents} event. */
 export type TokenManagerEventName = keyof TokenManagerEvents;
+
+/**
+ * The events of a {@link TokenVerifier}: `noun.pastTense`, one payload object each, never a token
+ * value. Every failure also rejects the call; events only report (for logs and metrics).
+ */
+export interface TokenVerifierEvents {
+  /**
+   * A token was accepted. `cached`: decided from the cache, no signature check or introspection;
+   * `subject` and `clientId` as the token says.
+   */
+  'token.verified': (event: {
+    kind: 'jwt' | 'introspection';
+    scheme: 'Bearer' | 'DPoP';
+    issuer: string;
+    subject?: string;
+    clientId?: string;
+    cached: boolean;
+  }) => void;
+  /**
+   * A token was refused, or could not be judged (`reason: 'unavailable'`, `status` 503): `error`
+   * is what the call rejected with.
+   */
+  'token.rejected': (event: {
+    reason: VerificationFailureReason;
+    status: number;
+    error: TokenVerificationError;
+  }) => void;
+  /**
+   * Results were forgotten: by `token` (`evict()`) or by `subject` (`evictSubject()`); `origin`
+   * says where the eviction was made: here, by another instance sharing the cache (`remote`), or
+   * by the TokenManager given to the verifier, which revoked the token.
+   */
+  'cache.evicted': (event: { by: 'token' | 'subject'; origin: 'local' | 'remote' | 'token-manager' }) => void;
+}
+
+/** The name of a {@link TokenVerifierEvents} event. */
+export type TokenVerifierEventName = keyof TokenVerifierEvents;

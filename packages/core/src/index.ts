@@ -16,8 +16,40 @@ export type { TokenSet } from './token-set.js';
 export type { StoreLock, TokenStore, VersionedTokenSet } from './token-store.js';
 export { MemoryTokenStore } from './memory-token-store.js';
 export type { MemoryTokenStoreOptions } from './memory-token-store.js';
-export type { RevocationResult, TokenManagerEventName, TokenManagerEvents } from './events.js';
+export type {
+  RevocationResult,
+  TokenManagerEventName,
+  TokenManagerEvents,
+  TokenVerifierEventName,
+  TokenVerifierEvents,
+} from './events.js';
 export type { AuthenticationChallenge } from './www-authenticate.js';
+export { TokenVerifier, protectedResourceMetadataUrl } from './verifier/token-verifier.js';
+export type {
+  DPoPVerificationOptions,
+  TokenVerifierOptions,
+  VerificationCacheSettings,
+  VerifyOptions,
+} from './verifier/token-verifier.js';
+export { MemoryVerificationCache } from './verifier/verification-cache.js';
+export type {
+  CacheEviction,
+  CachedVerification,
+  MemoryVerificationCacheOptions,
+  VerificationCache,
+  VerifiedToken,
+} from './verifier/verification-cache.js';
+export type { BearerMethod, RequestHeaders, VerifiableRequest } from './verifier/request-credentials.js';
+export { fastifyRequireToken, protectedResourceMetadata, requireToken } from './verifier/middleware.js';
+export type {
+  AuthenticatedRequest,
+  FastifyLikeReply,
+  FastifyLikeRequest,
+  Middleware,
+  ProtectedResourceMetadataHandler,
+  ProtectedResourceMetadataOptions,
+  RequireTokenOptions,
+} from './verifier/middleware.js';
 export {
   ConfigurationError,
   IdTokenError,
@@ -27,6 +59,7 @@ export {
   TesseraError,
   TokenManagerError,
   TokenStoreError,
+  TokenVerificationError,
   TransportError,
 } from './errors.js';
 export type {
@@ -34,6 +67,8 @@ export type {
   ResponseErrorFields,
   TesseraErrorCode,
   TokenStoreOperation,
+  TokenVerificationErrorFields,
+  VerificationFailureReason,
 } from './errors.js';
 export type {
   BackchannelAuthenticationResponse,

@@ -1,3 +1,4 @@
+import { REVOKED_TOKENS, type RevokedTokenListener } from './internal/revocation-feed.js';
 import { z } from 'zod';
 import { unverifiedClaims } from './internal/jwt.js';
 import type { Client } from './client.js';
@@ -274,6 +275,8 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   #dpopJkt: string | undefined;
   readonly #dpopJktReady: Promise<string | undefined>;
   readonly #now: () => number;
+  /** Verifiers of this process to tell of revoked access tokens (see internal/revocation-feed.ts). */
+  readonly #revocationListeners = new Set<RevokedTokenListener>();
   /** The hot path's clock: the coarse clock, unless a `now` was injected (tests use it exactly). */
   readonly #hotNow: (() => number) | undefined;
   readonly #minDelayMs: number;
@@ -472,6 +475,12 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
    * not have, and closes the store if the manager made it. Any call afterwards rejects with
    * `TokenManagerError` `CLOSED`.
    */
+  /** Subscribes a verifier of this process to the access tokens this manager revokes. @internal */
+  [REVOKED_TOKENS](listener: RevokedTokenListener): () => void {
+    this.#revocationListeners.add(listener);
+    return () => this.#revocationListeners.delete(listener);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -723,6 +732,16 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
           results.push({ tokenTypeHint: hint, revoked: true });
         } catch (error) {
           results.push({ tokenTypeHint: hint, revoked: false, error: asTesseraError(error) });
+        }
+      }
+    }
+    if (current !== undefined) {
+      // Whatever the server said, this process stops accepting the token it let go of.
+      for (const listener of this.#revocationListeners) {
+        try {
+          listener(current.accessToken);
+        } catch {
+          // a verifier's failure to forget is its own; the revocation goes on
         }
       }
     }

@@ -4,11 +4,13 @@
  * (OpenID Connect Core §10.1.1).
  */
 import { createRemoteJWKSet, customFetch } from 'jose';
-import type { JWTVerifyGetKey } from 'jose';
+import type { JSONWebKeySet, JWTVerifyGetKey } from 'jose';
+import { z } from 'zod';
 import { ConfigurationError } from '../errors.js';
 import type { HttpTransport } from './http.js';
 import { Redactor } from './redact.js';
-import { errorFromResponse } from './response.js';
+import { errorFromResponse, jsonObject } from './response.js';
+import { parseWith } from './schemas.js';
 
 /** How long an unknown `kid` must wait before another JWKS refetch. */
 const COOLDOWN_MS = 30_000;
@@ -32,19 +34,50 @@ export function remoteKeySet(transport: HttpTransport, jwksUri: string | undefin
         cacheMaxAge: MAX_AGE_MS,
         timeoutDuration: 60_000, // our transport enforces the real timeout
         [customFetch]: async (url, init) => {
-          const endpoint = 'jwks_uri';
-          const response = await transport.send({
-            endpoint,
-            policy: 'idempotent',
-            signal: init.signal,
-            build: () => ({ method: 'GET', url, headers: { accept: 'application/json' } }),
-          });
-          if (response.status !== 200)
-            throw errorFromResponse(response, { endpoint, secrets: { redactor: Redactor.NONE } });
+          const response = await getJwks(transport, url, init.signal);
           return new Response(new Uint8Array(response.body), { status: 200 });
         },
       });
     }
     return keySet(header, token);
   };
+}
+
+const ENDPOINT = 'jwks_uri';
+
+async function getJwks(transport: HttpTransport, url: string, signal: AbortSignal | undefined | null) {
+  const response = await transport.send({
+    endpoint: ENDPOINT,
+    policy: 'idempotent',
+    signal: signal ?? undefined,
+    build: () => ({ method: 'GET', url, headers: { accept: 'application/json' } }),
+  });
+  if (response.status !== 200)
+    throw errorFromResponse(response, { endpoint: ENDPOINT, secrets: { redactor: Redactor.NONE } });
+  return response;
+}
+
+/** RFC 7517 §5: a JWK Set; each key needs at least a `kty` (§4.1). */
+const jwksSchema = z.looseObject({
+  keys: z.array(z.looseObject({ kty: z.string().min(1) }), { error: 'must be an array of JWKs' }),
+});
+
+/**
+ * Fetches and validates `jwks_uri` through our transport, for callers that keep the key set
+ * themselves (the resource server's verifier: stale-if-error, its own cooldowns).
+ *
+ * @throws ResponseError (not 200, not a JWK Set), TransportError.
+ */
+export async function fetchKeySet(
+  transport: HttpTransport,
+  url: string,
+  signal?: AbortSignal,
+): Promise<JSONWebKeySet> {
+  transport.assertUrl(url, ENDPOINT);
+  const response = await getJwks(transport, url, signal);
+  const context = { endpoint: ENDPOINT, secrets: { redactor: Redactor.NONE } };
+  return parseWith(jwksSchema, jsonObject(response, context, 'keys'), {
+    endpoint: ENDPOINT,
+    status: 200,
+  }) as JSONWebKeySet;
 }

@@ -30,10 +30,10 @@ export function isEncryptedJwt(jwt: string): boolean {
   return jwt.split('.').length === 5;
 }
 
-/** What a JWS must be: jose's options, with exactly one algorithm. */
+/** What a JWS must be: jose's options, with the algorithms allowed. */
 export interface JwtExpectations extends Omit<JWTVerifyOptions, 'algorithms'> {
-  /** The one `alg` accepted; `none` never is (RFC 8725 §3.1). */
-  algorithm: string;
+  /** The `alg` accepted, or the list of them; `none` never is (RFC 8725 §3.1). */
+  algorithm: string | readonly string[];
   /**
    * How a message names what `iss` and `aud` should hold; when given, a mismatch shows both sides
    * (the usual misconfiguration, found at once).
@@ -62,11 +62,14 @@ export async function verifyJwt(
     throw fail('format', 'is not a compact JWS', cause);
   }
   if (typeof alg !== 'string') throw fail('alg', `alg is ${alg === undefined ? 'missing' : 'not a string'}`);
-  if (alg !== algorithm || alg === 'none') {
-    throw fail('alg', `alg ${alg.slice(0, 40)} is not the expected ${algorithm}`);
+  const algorithms = typeof algorithm === 'string' ? [algorithm] : [...algorithm];
+  if (!algorithms.includes(alg) || alg === 'none') {
+    const expected =
+      algorithms.length === 1 ? `the expected ${algorithms[0]}` : `one of ${algorithms.join(', ')}`;
+    throw fail('alg', `alg ${alg.slice(0, 40)} is not ${expected}`);
   }
   try {
-    const { payload } = await jwtVerify(jwt, key as JWTVerifyGetKey, { ...options, algorithms: [algorithm] });
+    const { payload } = await jwtVerify(jwt, key as JWTVerifyGetKey, { ...options, algorithms });
     return payload;
   } catch (error) {
     if (
