@@ -6,7 +6,7 @@
  * at once. DPoP-bound tokens need a valid proof for the request (RFC 9449 §4.3, §7).
  */
 import { hash as oneShotHash } from 'node:crypto';
-import { decodeProtectedHeader } from 'jose';
+import { decodeProtectedHeader, errors as joseErrors } from 'jose';
 import type { JWTPayload } from 'jose';
 import { z } from 'zod';
 import type { Client } from '../client.js';
@@ -155,10 +155,7 @@ const clientLike = z.custom<Client>(
   (v) => typeof v === 'object' && v !== null && CLIENT_INTERNALS in v,
   'must be a Client',
 );
-const headerSafe = nonEmptyString.refine(
-  (v) => /^[\x20-\x7e]*$/.test(v),
-  'must be printable ASCII',
-);
+const headerSafe = nonEmptyString.refine((v) => /^[\x20-\x7e]*$/.test(v), 'must be printable ASCII');
 const asymmetric = z
   .array(nonEmptyString, { error: 'must be an array of alg names' })
   .min(1, 'must not be empty')
@@ -627,7 +624,16 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
         requiredClaims: REQUIRED_CLAIMS,
       },
       (check, message, cause) =>
-        this.#fail({ reason: jwtReason(check), description: `the token ${message}`, scheme, cause }),
+        this.#fail({
+          // a claim that is missing or not a number is a malformed token, not an expired one
+          reason:
+            cause instanceof joseErrors.JWTClaimValidationFailed && cause.reason !== 'check_failed'
+              ? 'malformed'
+              : jwtReason(check),
+          description: `the token ${message}`,
+          scheme,
+          cause,
+        }),
     );
     for (const claim of ['sub', 'client_id', 'jti'] as const) {
       if (typeof payload[claim] !== 'string' || payload[claim] === '') {
@@ -733,7 +739,8 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       throw this.#fail({ reason: 'inactive', description, scheme });
     }
     const token = entry.token;
-    if (token.expiresAt !== undefined && token.expiresAt * 1000 <= this.#now()) {
+    // The same leeway as a fresh check (a cached result itself lives only until `exp`).
+    if (token.expiresAt !== undefined && (token.expiresAt + this.#toleranceSeconds) * 1000 <= this.#now()) {
       throw this.#fail({ reason: 'expired', description: 'the token has expired', scheme });
     }
     // Checked on every use: a shared cache may hold results of verifiers with other settings.
@@ -786,7 +793,14 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       return;
     }
     // RFC 9449 §7.2: a bound token must not be accepted as a Bearer token.
-    if (scheme !== 'DPoP' || this.#dpop === undefined) {
+    if (this.#dpop === undefined) {
+      throw this.#fail({
+        reason: 'dpop_binding',
+        description: 'DPoP-bound tokens are not accepted here',
+        scheme,
+      });
+    }
+    if (scheme !== 'DPoP') {
       throw this.#fail({
         reason: 'dpop_binding',
         description: 'the token is DPoP-bound: send it with the DPoP scheme',

@@ -1,0 +1,120 @@
+/**
+ * A local issuer for the verifier's edge cases: a node:http server publishing a JWKS (which a test
+ * can change, break or slow down) and answering introspection as told, plus helpers that sign RFC
+ * 9068 access tokens with its keys. Real servers (oidc-provider) are used where they can produce the
+ * case; this is for what they do not (wrong typ, alg none, unknown kid, an endpoint that is down).
+ */
+import { randomUUID } from 'node:crypto';
+import type http from 'node:http';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import type { JWK, JWTPayload } from 'jose';
+import { Client } from '@tessera/core';
+import type { ClientOptions } from '@tessera/core';
+import { json, startFakeServer } from '../support/fake-server.js';
+import type { FakeServer, RecordedRequest } from '../support/fake-server.js';
+
+export const AUDIENCE = 'https://rs.example.com/';
+
+export interface SigningKey {
+  kid: string;
+  alg: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+export async function signingKey(
+  alg: 'RS256' | 'ES256' | 'PS256' = 'RS256',
+  kid: string = randomUUID(),
+): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  return { kid, alg, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
+}
+
+export interface Issuer {
+  server: FakeServer;
+  issuer: string;
+  client: Client;
+  keys: SigningKey[];
+  /** What the JWKS endpoint answers: the public keys by default. */
+  jwks: (request: RecordedRequest, response: http.ServerResponse) => void;
+  /** What introspection answers. */
+  introspect: (request: RecordedRequest, response: http.ServerResponse) => void;
+  jwksRequests(): number;
+  introspectionRequests(): number;
+  /** An RFC 9068 access token signed with `key` (default the first), with claims overridable. */
+  sign(claims?: Partial<JWTPayload> & Record<string, unknown>, options?: SignOptions): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface SignOptions {
+  key?: SigningKey;
+  header?: Record<string, unknown>;
+  /** Claims to leave out. */
+  omit?: string[];
+  nowSeconds?: number;
+}
+
+export async function startIssuer(
+  options: { clientOptions?: ClientOptions; keys?: SigningKey[] } = {},
+): Promise<Issuer> {
+  const keys = options.keys ?? [await signingKey()];
+  const state = {} as Issuer;
+  const server = await startFakeServer({
+    '/jwks': (request, response) => state.jwks(request, response),
+    '/introspect': (request, response) => state.introspect(request, response),
+  });
+  const issuer = `${server.url}/`;
+  const client = new Client(
+    {
+      issuer,
+      jwks_uri: `${server.url}/jwks`,
+      introspection_endpoint: `${server.url}/introspect`,
+      token_endpoint: `${server.url}/token`,
+    },
+    { client_id: 'rs', client_secret: 'rs-secret', token_endpoint_auth_method: 'client_secret_basic' },
+    { retry: { retries: 0 }, timeoutMs: 2000, ...options.clientOptions },
+  );
+  Object.assign(state, {
+    server,
+    issuer,
+    client,
+    keys,
+    jwks: (_request: RecordedRequest, response: http.ServerResponse) =>
+      json(response, 200, { keys: state.keys.map((key) => key.publicJwk) }),
+    introspect: (_request: RecordedRequest, response: http.ServerResponse) =>
+      json(response, 200, { active: false }),
+    jwksRequests: () => server.requestsTo('/jwks').length,
+    introspectionRequests: () => server.requestsTo('/introspect').length,
+    async sign(claims: Record<string, unknown> = {}, signOptions: SignOptions = {}) {
+      const key = signOptions.key ?? state.keys[0]!;
+      const now = signOptions.nowSeconds ?? Math.floor(Date.now() / 1000);
+      const payload: Record<string, unknown> = {
+        iss: issuer,
+        sub: '5ba552d67',
+        aud: AUDIENCE,
+        exp: now + 300,
+        iat: now,
+        jti: randomUUID(),
+        client_id: 's6BhdRkqt3',
+        scope: 'openid profile reademail',
+        ...claims,
+      };
+      for (const name of signOptions.omit ?? []) delete payload[name];
+      return new SignJWT(payload as JWTPayload)
+        .setProtectedHeader({ typ: 'at+jwt', alg: key.alg, kid: key.kid, ...signOptions.header } as never)
+        .sign(key.privateKey);
+    },
+    close: () => server.close(),
+  });
+  return state;
+}
+
+/** A JWT with any header and payload and the given signature segment (for alg none and the like). */
+export function unsignedJwt(
+  header: Record<string, unknown>,
+  payload: Record<string, unknown>,
+  signature = '',
+): string {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part(header)}.${part(payload)}.${signature}`;
+}
