@@ -30,7 +30,7 @@ export type {
   TokenVerifierOptions,
   VerificationCacheSettings,
   VerifyOptions,
-} from './verifier/token-verifier.js';
+} from './verifier/options.js';
 export { MemoryVerificationCache } from './verifier/verification-cache.js';
 export type {
   CacheEviction,

@@ -8,7 +8,6 @@
 import { hash as oneShotHash } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors } from 'jose';
 import type { JWTPayload } from 'jose';
-import { z } from 'zod';
 import type { Client } from '../client.js';
 import { ConfigurationError, TesseraError, TokenStoreError, TokenVerificationError } from '../errors.js';
 import type { VerificationFailureReason } from '../errors.js';
@@ -17,11 +16,10 @@ import { CLIENT_INTERNALS } from '../internal/client-internals.js';
 import { deepFreeze } from '../internal/freeze.js';
 import { fetchKeySet } from '../internal/jwks.js';
 import { isEncryptedJwt, unverifiedClaims, verifyJwt } from '../internal/jwt.js';
-import { fn, nonEmptyString, nonNegativeNumber, parseOptions, positiveNumber } from '../internal/options.js';
+import { parseOptions } from '../internal/options.js';
 import { REVOKED_TOKENS } from '../internal/revocation-feed.js';
 import type { RevocationFeed } from '../internal/revocation-feed.js';
 import { SafeEventEmitter } from '../internal/safe-emitter.js';
-import type { TokenManager } from '../token-manager.js';
 import type { IntrospectionResponse } from '../types.js';
 import { verificationError } from './challenge.js';
 import type { AttemptScheme, ChallengeSettings, Failure } from './challenge.js';
@@ -30,6 +28,8 @@ import { IssuerKeySet, KEY_SET_TIMINGS, KeyFailure } from './key-set.js';
 import { CredentialsError, readCredentials } from './request-credentials.js';
 import type { BearerMethod, VerifiableRequest } from './request-credentials.js';
 import { MemoryVerificationCache, assertVerificationCache } from './verification-cache.js';
+import { verifierOptionsSchema } from './options.js';
+import type { TokenVerifierOptions, VerificationCacheSettings, VerifyOptions } from './options.js';
 import type {
   CachedVerification,
   CacheEviction,
@@ -50,184 +50,12 @@ const JWT_ALGORITHMS = [
   'ES512',
   'EdDSA',
 ];
+/** A longer token is refused before it is hashed or parsed (no real one comes near it). */
+const MAX_TOKEN_LENGTH = 16_384;
 /** Claims every RFC 9068 §2.2 access token has. */
 const REQUIRED_CLAIMS = ['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti'];
 /** How long `evictSubject()` keeps refusing the subject's older JWTs (they carry no revocation state). */
 const SUBJECT_REVOCATION_SECONDS = 24 * 60 * 60;
-
-/** Cache settings of a {@link TokenVerifier}. */
-export interface VerificationCacheSettings {
-  /** Results kept in the default in-memory cache. @default 10_000 */
-  maxEntries?: number;
-  /** The longest a result is trusted without asking again, in seconds. @default 300 */
-  maxTtlSeconds?: number;
-  /** How long an inactive result is remembered, in seconds. @default 10 */
-  negativeTtlSeconds?: number;
-  /** Where results are kept instead of the in-memory cache (e.g. `RedisVerificationCache`). */
-  store?: VerificationCache;
-  /** How long a call of the cache may take before the verifier answers `unavailable`. @default 1000 */
-  timeoutMs?: number;
-}
-
-/** DPoP settings of a {@link TokenVerifier} (RFC 9449 §4.3, §7, §9, §11.1). */
-export interface DPoPVerificationOptions {
-  /** Refuse tokens that are not DPoP-bound (Bearer is then not offered). @default false */
-  required?: boolean;
-  /**
-   * Require a server nonce in every proof (RFC 9449 §9). `true` uses a random secret of this
-   * process; give the same `secret` to every instance of a fleet. @default false
-   */
-  nonce?: boolean | { secret: Uint8Array };
-  /** How old a proof may be, in seconds (RFC 9449 §11.1). @default 300 */
-  maxAgeSeconds?: number;
-  /** How far ahead of our clock a proof's `iat` may be, in seconds. @default 30 */
-  futureSeconds?: number;
-  /** The proof algorithms accepted (asymmetric only). @default ES256, ES384, ES512, PS256, PS384, PS512, RS256, EdDSA */
-  algorithms?: string[];
-}
-
-/** Options of {@link TokenVerifier}. */
-export interface TokenVerifierOptions {
-  /** The issuer's client (its JWKS and introspection endpoint). One of `client` or `issuers`. */
-  client?: Client;
-  /**
-   * Several issuers, each with its own keys and introspection endpoint: a list, or a function that
-   * selects one by the token's (unverified) `iss` and must never create one for an unknown value.
-   */
-  issuers?: readonly Client[] | ((issuer: string) => Client | undefined);
-  /**
-   * The audience(s) a token must name in `aud` (compared exactly, RFC 9068 §4). Required for JWT
-   * access tokens; checked on introspection answers that carry `aud`. @default `resource`
-   */
-  audience?: string | readonly string[];
-  /**
-   * This API's resource identifier (RFC 9728 §1.2): the default `audience`, and the source of the
-   * `resource_metadata` every challenge carries (RFC 9728 §5.1).
-   */
-  resource?: string;
-  /** Which kinds of token to accept. @default ['jwt', 'introspection'] */
-  accept?: ReadonlyArray<'jwt' | 'introspection'>;
-  /** Scopes every token must have (403 `insufficient_scope` otherwise). */
-  requiredScopes?: readonly string[];
-  /** The `alg` values a JWT access token may use (asymmetric only). @default RS, PS, ES families and EdDSA */
-  algorithms?: readonly string[];
-  /** Leeway for `exp`, `nbf` and `iat`, in seconds. @default the first client's (30) */
-  clockToleranceSeconds?: number;
-  /** Cache settings, `false` for none, or a {@link VerificationCache}. @default in memory: 10_000 entries, 300 s, 10 s */
-  cache?: VerificationCacheSettings | VerificationCache | false;
-  /** DPoP settings, or `false` to accept Bearer tokens only. @default DPoP-bound tokens accepted, not required */
-  dpop?: DPoPVerificationOptions | false;
-  /** Where `verifyRequest()` looks for a token (RFC 6750 §2). @default ['header'] */
-  bearerMethods?: readonly BearerMethod[];
-  /** The `realm` of challenges. @default 'api' */
-  realm?: string;
-  /** Authenticates introspection with a bearer token (RFC 7662 §2.1) instead of the client's credentials. */
-  introspectionBearer?: () => string | Promise<string>;
-  /** A TokenManager of this process: the access tokens it revokes are refused at once. */
-  tokenManager?: TokenManager;
-  /** The clock, epoch milliseconds (for tests). @default Date.now */
-  now?: () => number;
-}
-
-/** What a verification is checked against, besides the token. */
-export interface VerifyOptions {
-  /** The request method, for DPoP (`htm`). */
-  method?: string;
-  /** The absolute URL the client requested, for DPoP (`htu`). */
-  url?: string;
-  /** The `DPoP` header's proof. */
-  dpopProof?: string;
-  /** How the token came. @default 'DPoP' with a proof, else 'Bearer' */
-  scheme?: 'Bearer' | 'DPoP';
-  /** Scopes this call needs, beyond `requiredScopes`. */
-  scopes?: readonly string[];
-}
-
-const cacheSettingsSchema = z.looseObject({
-  maxEntries: positiveNumber.refine(Number.isInteger, 'must be a positive integer').optional(),
-  maxTtlSeconds: nonNegativeNumber.optional(),
-  negativeTtlSeconds: nonNegativeNumber.optional(),
-  timeoutMs: positiveNumber.optional(),
-  store: z.unknown().optional(),
-});
-
-const clientLike = z.custom<Client>(
-  (v) => typeof v === 'object' && v !== null && CLIENT_INTERNALS in v,
-  'must be a Client',
-);
-const headerSafe = nonEmptyString.refine((v) => /^[\x20-\x7e]*$/.test(v), 'must be printable ASCII');
-const asymmetric = z
-  .array(nonEmptyString, { error: 'must be an array of alg names' })
-  .min(1, 'must not be empty')
-  .refine((list) => list.every((alg) => /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$/.test(alg)), {
-    message: 'must hold asymmetric algorithms only (RS*, PS*, ES*, EdDSA): never none or HS* (RFC 8725 §3.1)',
-  });
-
-const optionsSchema = z.looseObject(
-  {
-    client: clientLike.optional(),
-    issuers: z
-      .union([z.array(clientLike).min(1, 'must not be empty'), fn], {
-        error: 'must be a non-empty array of Clients or a function',
-      })
-      .optional(),
-    audience: z
-      .union([headerSafe, z.array(headerSafe).min(1)], {
-        error: 'must be a string or a non-empty array of strings',
-      })
-      .optional(),
-    resource: headerSafe
-      .refine((v) => /^https?:\/\/[^#]+$/.test(v), 'must be an absolute http(s) URL without a fragment')
-      .optional(),
-    accept: z
-      .array(z.enum(['jwt', 'introspection']), { error: "must be an array of 'jwt' and 'introspection'" })
-      .min(1, 'must not be empty')
-      .optional(),
-    requiredScopes: z.array(nonEmptyString, { error: 'must be an array of strings' }).optional(),
-    algorithms: asymmetric.optional(),
-    clockToleranceSeconds: nonNegativeNumber.optional(),
-    cache: z
-      .union([z.literal(false), cacheSettingsSchema], {
-        error: 'must be false, an object, or a VerificationCache',
-      })
-      .optional(),
-    dpop: z
-      .union(
-        [
-          z.literal(false),
-          z.looseObject({
-            required: z.boolean({ error: 'must be a boolean' }).optional(),
-            nonce: z
-              .union([z.boolean(), z.looseObject({ secret: z.instanceof(Uint8Array) })], {
-                error: 'must be a boolean or { secret: Uint8Array }',
-              })
-              .optional(),
-            maxAgeSeconds: positiveNumber.optional(),
-            futureSeconds: nonNegativeNumber.optional(),
-            algorithms: asymmetric.optional(),
-          }),
-        ],
-        { error: 'must be false or an object' },
-      )
-      .optional(),
-    bearerMethods: z
-      .array(z.enum(['header', 'query', 'body']), {
-        error: "must be an array of 'header', 'query' and 'body'",
-      })
-      .min(1, 'must not be empty')
-      .optional(),
-    realm: headerSafe.optional(),
-    introspectionBearer: fn.optional(),
-    tokenManager: z
-      .custom<object>(
-        (v) => typeof v === 'object' && v !== null && REVOKED_TOKENS in v,
-        'must be a TokenManager',
-      )
-      .optional(),
-    now: fn.optional(),
-  },
-  { error: 'must be an object' },
-);
 
 /** The well-known URL of a resource's protected resource metadata (RFC 9728 §3.1). */
 export function protectedResourceMetadataUrl(resource: string): string {
@@ -286,7 +114,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
    */
   constructor(options: TokenVerifierOptions) {
     super();
-    parseOptions(optionsSchema, options, 'TokenVerifier');
+    parseOptions(verifierOptionsSchema, options, 'TokenVerifier');
     if ((options.client === undefined) === (options.issuers === undefined)) {
       throw new ConfigurationError(
         'INVALID_CONFIGURATION',
@@ -432,6 +260,9 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     try {
       if (typeof token !== 'string' || token === '') {
         throw this.#fail({ reason: 'missing', description: 'an access token is required', scheme: 'none' });
+      }
+      if (token.length > MAX_TOKEN_LENGTH) {
+        throw this.#fail({ reason: 'malformed', description: 'the access token is too long', scheme });
       }
       const hash = oneShotHash('sha256', token, 'base64url');
       let entry: CachedVerification | undefined;
