@@ -46,6 +46,21 @@ describe('examples', () => {
     expect(code).toBe(0);
   }, 60_000);
 
+  it('resource-server: an API guarded by requireToken, a managed client, an evicted token refused', async () => {
+    const { code, output } = await run('examples/resource-server.ts');
+    expect(output).toMatch(/GET \/orders without a token -> 401/);
+    expect(output).toMatch(/WWW-Authenticate: Bearer realm="api", resource_metadata=/);
+    expect(output).toMatch(
+      /GET \/\.well-known\/oauth-protected-resource -> 200 \{"resource":"https:\/\/api\.tessera\.test"/,
+    );
+    expect(output).toMatch(/GET \/orders with the managed token -> 200/);
+    expect(output).toMatch(/token\.verified kind=jwt clientId=basic-client cached=true/);
+    expect(output).toMatch(/GET \/orders with the revoked token -> 401 .*the token was revoked/);
+    expect(output).toMatch(/GET \/orders through manager\.fetch\(\) -> 200/);
+    expect(output).toContain('done.');
+    expect(code).toBe(0);
+  }, 60_000);
+
   it('client-basics: discovers, gets, introspects and revokes a token', async () => {
     const { code, output } = await run('examples/client-basics.ts');
     expect(output).toContain('active             true');
