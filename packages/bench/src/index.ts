@@ -17,6 +17,7 @@ import { clientRoundtripSuite } from './suites/client-roundtrip.js';
 import { fileStoreSuite } from './suites/file-store.js';
 import { redisStoreSuite } from './suites/redis-store.js';
 import { tokenManagerSuite } from './suites/token-manager.js';
+import { verifierSuite } from './suites/verifier.js';
 import { startStaticTokenServer } from './static-token-server.js';
 import type { StaticTokenServer } from './static-token-server.js';
 import { formatRatio } from './table.js';
@@ -27,6 +28,7 @@ export const SUITES: readonly Suite[] = [
   tokenManagerSuite,
   redisStoreSuite,
   fileStoreSuite,
+  verifierSuite,
 ];
 
 /** The run's settings from `BENCH_*` environment variables. */

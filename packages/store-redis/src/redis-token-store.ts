@@ -3,11 +3,8 @@ import { Redis } from 'ioredis';
 import type { Cluster } from 'ioredis';
 import { ConfigurationError, TokenStoreError, freezeTokenSet } from '@tessera/core';
 import type { StoreLock, TokenSet, TokenStore, TokenStoreOperation, VersionedTokenSet } from '@tessera/core';
-import { DELETE, RELEASE_LOCK, SET_IF_VERSION } from './scripts.js';
-import type { LuaScript } from './scripts.js';
-
-/** Reconnects of a Cluster's pub/sub connection to one node before another node takes over. */
-const CLUSTER_SUBSCRIBER_RETRIES = 3;
+import { closeConnection, pubSubConnection, safely } from './pubsub.js';
+import { DELETE, RELEASE_LOCK, SET_IF_VERSION, runScript } from './scripts.js';
 
 /** Options of a {@link RedisTokenStore}. */
 export interface RedisTokenStoreOptions {
@@ -119,7 +116,9 @@ export class RedisTokenStore implements TokenStore {
 
   /** Deletes `key` and publishes the change. */
   async delete(key: string): Promise<void> {
-    await this.#call('delete', () => this.#eval(DELETE, [this.#dataKey(key)], [this.#changes, key]));
+    await this.#call('delete', () =>
+      runScript(this.#client, DELETE, [this.#dataKey(key)], [this.#changes, key]),
+    );
   }
 
   /**
@@ -212,7 +211,8 @@ export class RedisTokenStore implements TokenStore {
       });
     }
     const result = await this.#call('set', () =>
-      this.#eval(
+      runScript(
+        this.#client,
         SET_IF_VERSION,
         [this.#dataKey(key)],
         [expectedVersion, json, String(this.#ttlMs(tokens)), this.#changes, key],
@@ -244,7 +244,7 @@ export class RedisTokenStore implements TokenStore {
     return {
       release: () =>
         (released ??= this.#call('lock', () =>
-          this.#eval(RELEASE_LOCK, [lockKey], [owner, this.#unlocks, key]),
+          runScript(this.#client, RELEASE_LOCK, [lockKey], [owner, this.#unlocks, key]),
         ).then(() => undefined)),
     };
   }
@@ -299,7 +299,7 @@ export class RedisTokenStore implements TokenStore {
    *   away): its listeners missed changes.
    */
   async #openSubscriber(replacing: boolean, previous?: Redis): Promise<void> {
-    const subscriber = await this.#subscriberConnection(previous);
+    const subscriber = await pubSubConnection(this.#client, 'redis token store', previous);
     if (this.#closed) {
       subscriber.disconnect();
       throw new TokenStoreError('subscribe', 'redis token store is closed');
@@ -365,46 +365,6 @@ export class RedisTokenStore implements TokenStore {
     });
   }
 
-  /**
-   * A new connection for pub/sub: a duplicate of a standalone or Sentinel client; for a Cluster, a
-   * connection to one of its nodes (a publish reaches every node), another than `previous` when
-   * there is one, which ends after a few failed reconnects so that another node takes over.
-   */
-  async #subscriberConnection(previous?: Redis): Promise<Redis> {
-    const client = this.#client;
-    if (client instanceof Redis) return client.duplicate({ autoResubscribe: false });
-    if (client.nodes('all').length === 0) await client.ping(); // discovers the nodes
-    const all = client.nodes('all');
-    const at = (redis: Redis | undefined) => `${redis?.options.host}:${redis?.options.port}`;
-    const others = all.filter((node) => at(node) !== at(previous));
-    const nodes = others.length > 0 ? others : all;
-    const node = nodes[Math.floor(Math.random() * nodes.length)];
-    if (node === undefined)
-      throw new TokenStoreError('subscribe', 'redis token store: the cluster has no nodes');
-    const { host, port, username, password, tls, connectionName } = node.options;
-    return new Redis({
-      host,
-      port,
-      username,
-      password,
-      tls,
-      connectionName,
-      autoResubscribe: false,
-      enableOfflineQueue: true,
-      retryStrategy: (attempt) =>
-        attempt > CLUSTER_SUBSCRIBER_RETRIES ? null : Math.min(attempt * 100, 1000),
-    });
-  }
-
-  async #eval(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
-    } catch (error) {
-      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
-      return this.#client.eval(script.lua, keys.length, ...keys, ...args);
-    }
-  }
-
   /** Runs a command with the store's time bound; every failure becomes a `TokenStoreError`. */
   #call<T>(operation: TokenStoreOperation, command: () => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new TokenStoreError(operation, 'redis token store is closed'));
@@ -438,37 +398,6 @@ export class RedisTokenStore implements TokenStore {
 
   #lockKey(key: string): string {
     return `${this.#prefix}{${encodeURIComponent(key)}}:lock`;
-  }
-}
-
-/**
- * QUIT lets commands already sent finish (ioredis re-subscribes after a reconnect without handling
- * a failure, so cutting the connection under it leaves an unhandled rejection); a connection that
- * cannot say goodbye within a second (Redis down) is cut.
- */
-async function closeConnection(connection: Redis | Cluster): Promise<void> {
-  if (connection.status === 'end') return;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      connection.quit(),
-      new Promise((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error('quit timed out')), 1000);
-        timer.unref();
-      }),
-    ]);
-  } catch {
-    connection.disconnect();
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function safely(callback: () => void): void {
-  try {
-    callback();
-  } catch {
-    // A listener's failure is its own.
   }
 }
 
