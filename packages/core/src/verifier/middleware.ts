@@ -84,7 +84,11 @@ export function requireToken(verifier: TokenVerifier, options: RequireTokenOptio
         (auth) => {
           req.auth = auth;
           const nonce = verifier.dpopNonce();
-          if (nonce !== undefined) res.setHeader('DPoP-Nonce', nonce);
+          if (nonce !== undefined) {
+            // RFC 9449 §8.2 (applied to resource servers by §9): the next nonce, on an uncacheable answer.
+            res.setHeader('DPoP-Nonce', nonce);
+            res.setHeader('Cache-Control', 'no-store');
+          }
           next();
         },
         (error: unknown) => {
@@ -122,7 +126,7 @@ export function fastifyRequireToken(
         ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
       });
       const nonce = verifier.dpopNonce();
-      if (nonce !== undefined) reply.header('DPoP-Nonce', nonce);
+      if (nonce !== undefined) reply.header('DPoP-Nonce', nonce).header('Cache-Control', 'no-store');
       return undefined;
     } catch (error) {
       if (!(error instanceof TokenVerificationError)) throw error;

@@ -399,7 +399,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
   async #decide(token: string, scheme: 'Bearer' | 'DPoP'): Promise<CachedVerification> {
     const kind = classify(token);
     if (kind === 'jws' && this.#accept.has('jwt')) return this.#verifyJwt(token, scheme);
-    if (this.#accept.has('introspection')) return this.#introspect(token, scheme);
+    if (this.#accept.has('introspection')) return this.#introspect(token, kind, scheme);
     throw this.#fail({
       reason: 'malformed',
       description:
@@ -482,8 +482,24 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     return activeEntry('jwt', client.serverMetadata().issuer, payload);
   }
 
-  async #introspect(token: string, scheme: AttemptScheme): Promise<CachedVerification> {
-    const client = this.#introspector;
+  async #introspect(
+    token: string,
+    kind: 'jws' | 'jwe' | 'opaque',
+    scheme: AttemptScheme,
+  ): Promise<CachedVerification> {
+    // A JWT names its issuer: it is introspected there (never sent to another issuer). An opaque
+    // token says nothing of itself, and goes to the first issuer that can introspect.
+    const iss = kind === 'jws' ? unverifiedClaims(token)?.iss : undefined;
+    const named = typeof iss === 'string' ? this.#issuers(iss) : undefined;
+    if (kind === 'jws' && named === undefined) {
+      throw this.#fail({ reason: 'issuer', description: 'the token issuer is not trusted here', scheme });
+    }
+    const client =
+      named?.supports('introspection') === true
+        ? named
+        : named === undefined
+          ? this.#introspector
+          : undefined;
     if (client === undefined) {
       throw this.#fail({
         reason: 'malformed',

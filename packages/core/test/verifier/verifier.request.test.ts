@@ -188,6 +188,28 @@ describe('introspection that cannot decide (503, never cached)', () => {
     expect(issuer.introspectionRequests()).toBe(2);
   });
 
+  it('introspects a JWT at the issuer it names, an opaque token at the first, and nothing for an unknown issuer', async () => {
+    const second = await startIssuer();
+    try {
+      second.introspect = (_request, response) =>
+        json(response, 200, { active: true, scope: 'b', exp: nowSeconds() + 60 });
+      const v = new TokenVerifier({
+        issuers: [issuer.client, second.client],
+        accept: ['introspection'],
+        now: () => nowMs,
+      });
+      const fromSecond = await second.sign({}, { header: { typ: 'JWT' }, nowSeconds: nowSeconds() });
+      await expect(v.verify(fromSecond)).resolves.toMatchObject({ issuer: second.issuer, scopes: ['b'] });
+      await expect(v.verify('opaque-routed')).resolves.toMatchObject({ issuer: issuer.issuer });
+      expect([issuer.introspectionRequests(), second.introspectionRequests()]).toEqual([1, 1]);
+      const stranger = await second.sign({ iss: 'https://stranger.example/' }, { nowSeconds: nowSeconds() });
+      expect((await refusal(v.verify(stranger))).reason).toBe('issuer');
+      expect([issuer.introspectionRequests(), second.introspectionRequests()]).toEqual([1, 1]);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('answers a timeout with 503', async () => {
     const slow = await startIssuer({ clientOptions: { timeoutMs: 100, retry: { retries: 0 } } });
     try {
