@@ -8,8 +8,9 @@ import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import type { JWK, JWTPayload } from 'jose';
-import { Client } from '@tessera/core';
-import type { ClientOptions } from '@tessera/core';
+import { expect } from '@jest/globals';
+import { Client, TokenVerificationError, TokenVerifier } from '@tessera/core';
+import type { ClientOptions, TokenVerifierOptions } from '@tessera/core';
 import { json, startFakeServer } from '../support/fake-server.js';
 import type { FakeServer, RecordedRequest } from '../support/fake-server.js';
 
@@ -117,4 +118,25 @@ export function unsignedJwt(
 ): string {
   const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
   return `${part(header)}.${part(payload)}.${signature}`;
+}
+
+/** A verifier of `issuer`'s tokens for {@link AUDIENCE}, on the test's clock. */
+export function verifierOf(
+  issuer: Issuer,
+  now: () => number,
+  options: Partial<TokenVerifierOptions> = {},
+): TokenVerifier {
+  return new TokenVerifier({ client: issuer.client, audience: AUDIENCE, now, ...options });
+}
+
+/** The TokenVerificationError a promise rejects with (fails the test if it resolves or rejects otherwise). */
+export async function refusal(promise: Promise<unknown>): Promise<TokenVerificationError> {
+  const error = await promise.then(
+    () => {
+      throw new Error('expected a refusal');
+    },
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(TokenVerificationError);
+  return error as TokenVerificationError;
 }

@@ -6,10 +6,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { randomUUID } from 'node:crypto';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
-import { TokenVerificationError, TokenVerifier, accessTokenHash } from '@tessera/core';
+import { accessTokenHash } from '@tessera/core';
 import type { TokenVerifierOptions } from '@tessera/core';
 import { normalizeHtu } from '../../src/verifier/dpop-proof.js';
-import { AUDIENCE, startIssuer } from './issuer-fixture.js';
+import { refusal, startIssuer, verifierOf } from './issuer-fixture.js';
 import type { Issuer } from './issuer-fixture.js';
 
 const URL_ = 'https://resource.example.org/protectedresource';
@@ -32,9 +32,7 @@ beforeEach(() => {
   nowMs = 1_700_000_000_000;
 });
 
-function verifier(options: Partial<TokenVerifierOptions> = {}): TokenVerifier {
-  return new TokenVerifier({ client: issuer.client, audience: AUDIENCE, now: () => nowMs, ...options });
-}
+const verifier = (options: Partial<TokenVerifierOptions> = {}) => verifierOf(issuer, () => nowMs, options);
 
 async function proof(
   token: string,
@@ -56,17 +54,6 @@ async function proof(
 
 const boundToken = () =>
   issuer.sign({ cnf: { jkt }, exp: nowSeconds() + 3600 }, { nowSeconds: nowSeconds() });
-
-async function refusal(promise: Promise<unknown>): Promise<TokenVerificationError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a refusal');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(TokenVerificationError);
-  return error as TokenVerificationError;
-}
 
 describe('proofs (RFC 9449 §4.3)', () => {
   it('accepts a good proof once, and refuses its replay', async () => {

@@ -4,10 +4,10 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { SignJWT } from 'jose';
-import { TokenVerificationError, TokenVerifier } from '@tessera/core';
+import { TokenVerifier } from '@tessera/core';
 import type { TokenVerifierOptions } from '@tessera/core';
 import { json, raw } from '../support/fake-server.js';
-import { AUDIENCE, signingKey, startIssuer, unsignedJwt } from './issuer-fixture.js';
+import { AUDIENCE, signingKey, startIssuer, unsignedJwt, refusal, verifierOf } from './issuer-fixture.js';
 import type { Issuer } from './issuer-fixture.js';
 
 const START_MS = 1_700_000_000_000;
@@ -26,20 +26,7 @@ beforeEach(() => {
     json(response, 200, { keys: issuer.keys.map((key) => key.publicJwk) });
 });
 
-function verifier(options: Partial<TokenVerifierOptions> = {}): TokenVerifier {
-  return new TokenVerifier({ client: issuer.client, audience: AUDIENCE, now: () => nowMs, ...options });
-}
-
-async function refusal(promise: Promise<unknown>): Promise<TokenVerificationError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a refusal');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(TokenVerificationError);
-  return error as TokenVerificationError;
-}
+const verifier = (options: Partial<TokenVerifierOptions> = {}) => verifierOf(issuer, () => nowMs, options);
 
 const sign = (claims: Record<string, unknown> = {}, options: Parameters<Issuer['sign']>[1] = {}) =>
   issuer.sign(claims, { nowSeconds: nowSeconds(), ...options });

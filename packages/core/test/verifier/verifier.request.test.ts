@@ -9,14 +9,13 @@ import {
   MemoryTokenStore,
   MemoryVerificationCache,
   TokenManager,
-  TokenVerificationError,
   TokenVerifier,
   parseWwwAuthenticate,
   protectedResourceMetadataUrl,
 } from '@tessera/core';
 import type { TokenVerifierOptions, VerificationCache } from '@tessera/core';
 import { json, raw } from '../support/fake-server.js';
-import { AUDIENCE, startIssuer } from './issuer-fixture.js';
+import { AUDIENCE, startIssuer, refusal, verifierOf } from './issuer-fixture.js';
 import type { Issuer } from './issuer-fixture.js';
 
 const URL_ = 'https://rs.example.com/orders';
@@ -41,20 +40,7 @@ beforeEach(() => {
     });
 });
 
-function verifier(options: Partial<TokenVerifierOptions> = {}): TokenVerifier {
-  return new TokenVerifier({ client: issuer.client, audience: AUDIENCE, now: () => nowMs, ...options });
-}
-
-async function refusal(promise: Promise<unknown>): Promise<TokenVerificationError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a refusal');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(TokenVerificationError);
-  return error as TokenVerificationError;
-}
+const verifier = (options: Partial<TokenVerifierOptions> = {}) => verifierOf(issuer, () => nowMs, options);
 
 const request = (
   headers: Record<string, string | string[]>,
