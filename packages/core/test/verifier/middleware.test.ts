@@ -207,3 +207,81 @@ describe('express specifics', () => {
     }
   });
 });
+
+describe('the URL a DPoP proof must name, behind a proxy (RFC 9449 §4.3)', () => {
+  let server: Server;
+  let direct: string;
+  const publicBase = 'https://api.example/v1';
+
+  beforeAll(async () => {
+    const app = express();
+    app.get('/base/x', requireToken(verifier, { baseUrl: publicBase }), (_req, res) => res.end('ok'));
+    app.get('/trusting/x', requireToken(verifier, { trustProxy: true }), (_req, res) => res.end('ok'));
+    app.get('/plain/x', requireToken(verifier), (_req, res) => res.end('ok'));
+    server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    direct = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  async function call(path: string, proofUrl: string, headers: Record<string, string> = {}): Promise<number> {
+    const dpop = client.getDPoPHandle(await randomDPoPKeyPair());
+    const tokens = await client.clientCredentialsGrant({ scope: 'api:read' }, { DPoP: dpop });
+    const response = await fetch(`${direct}${path}`, {
+      headers: {
+        authorization: `DPoP ${tokens.access_token}`,
+        dpop: await dpop.proof('GET', proofUrl, { accessToken: tokens.access_token }),
+        ...headers,
+      },
+    });
+    return response.status;
+  }
+
+  it('takes the public URL from baseUrl (a gateway that strips a prefix and ends TLS)', async () => {
+    expect(await call('/base/x', `${publicBase}/base/x`)).toBe(200);
+    expect(await call('/base/x', `${direct}/base/x`)).toBe(401);
+  });
+
+  it('reads X-Forwarded-Proto and -Host only with trustProxy', async () => {
+    const forwarded = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'api.example' };
+    expect(await call('/trusting/x', 'https://api.example/trusting/x', forwarded)).toBe(200);
+    expect(await call('/plain/x', 'https://api.example/plain/x', forwarded)).toBe(401);
+    expect(await call('/plain/x', `${direct}/plain/x`, forwarded)).toBe(200);
+  });
+});
+
+describe('server nonces through the middleware (RFC 9449 §9)', () => {
+  it('answers a proof without a nonce with use_dpop_nonce and a DPoP-Nonce, then takes the retry, and sends the next nonce on 200', async () => {
+    const nonceVerifier = new TokenVerifier({ client, resource: as.apiResource, dpop: { nonce: true } });
+    const app = express();
+    app.get('/x', requireToken(nonceVerifier), (_req, res) => res.end('ok'));
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`;
+      const dpop = client.getDPoPHandle(await randomDPoPKeyPair());
+      const tokens = await client.clientCredentialsGrant({ scope: 'api:read' }, { DPoP: dpop });
+      const send = async () =>
+        fetch(url, {
+          headers: {
+            authorization: `DPoP ${tokens.access_token}`,
+            dpop: await dpop.proof('GET', url, { accessToken: tokens.access_token }),
+          },
+        });
+      const first = await send();
+      expect(first.status).toBe(401);
+      expect(parseWwwAuthenticate(first.headers.get('www-authenticate'))[1]!.parameters.error).toBe(
+        'use_dpop_nonce',
+      );
+      expect(dpop.learnFromResponse(url, first)).toBe(true);
+      const second = await send();
+      expect(second.status).toBe(200);
+      expect(second.headers.get('dpop-nonce')).toEqual(expect.any(String));
+      expect(second.headers.get('cache-control')).toBe('no-store');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
