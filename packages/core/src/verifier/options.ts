@@ -69,7 +69,9 @@ export interface TokenVerifierOptions {
   algorithms?: readonly string[];
   /** Leeway for `exp`, `nbf` and `iat`, in seconds. @default the first client's (30) */
   clockToleranceSeconds?: number;
-  /** Cache settings, `false` for none, or a {@link VerificationCache}. @default in memory: 10_000 entries, 300 s, 10 s */
+  /** Cache settings, a {@link VerificationCache}, or `false` to cache no results (evictions and
+   * DPoP proofs are still remembered, in memory). @default in memory: 10_000 entries, 300 s, 10 s
+   */
   cache?: VerificationCacheSettings | VerificationCache | false;
   /** DPoP settings, or `false` to accept Bearer tokens only. @default DPoP-bound tokens accepted, not required */
   dpop?: DPoPVerificationOptions | false;

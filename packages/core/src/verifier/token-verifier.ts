@@ -90,7 +90,12 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
   readonly #requiredScopes: readonly string[];
   readonly #algorithms: readonly string[];
   readonly #toleranceSeconds: number;
-  readonly #cache: VerificationCache | undefined;
+  /**
+   * Results, evictions and DPoP proofs. With `cache: false` an in-memory one still keeps evictions
+   * and proofs (forgetting them would let revoked tokens and replays in), but no results.
+   */
+  readonly #cache: VerificationCache;
+  readonly #cachesResults: boolean;
   readonly #ownsCache: boolean;
   readonly #maxTtlSeconds: number;
   readonly #negativeTtlSeconds: number;
@@ -163,10 +168,8 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     this.#maxTtlSeconds = settings.maxTtlSeconds ?? 300;
     this.#negativeTtlSeconds = settings.negativeTtlSeconds ?? 10;
     this.#cacheTimeoutMs = settings.timeoutMs ?? 1000;
-    if (cache === false) {
-      this.#cache = undefined;
-      this.#ownsCache = false;
-    } else if (isVerificationCache(cache)) {
+    this.#cachesResults = cache !== false;
+    if (isVerificationCache(cache)) {
       this.#cache = cache;
       this.#ownsCache = false;
     } else {
@@ -178,8 +181,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
         });
       this.#ownsCache = settings.store === undefined;
     }
-    // Proofs are remembered in the cache when there is one (shared by a fleet with Redis), else here.
-    const replay = this.#cache ?? new MemoryVerificationCache({ now: this.#now });
+    const cacheOfProofs = this.#cache;
 
     const dpop = options.dpop ?? {};
     this.#dpopRequired = dpop !== false && dpop.required === true;
@@ -196,7 +198,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
               ? undefined
               : nonce.secret,
         now: this.#now,
-        markUsed: (key, ttl) => this.#bounded(replay.markUsed(key, ttl)),
+        markUsed: (key, ttl) => this.#bounded(cacheOfProofs.markUsed(key, ttl)),
       });
     }
     this.#challenges = {
@@ -210,7 +212,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     this.#introspectionBearer = options.introspectionBearer;
     this.resource = options.resource;
 
-    const evictions = this.#cache?.subscribe?.((eviction) => this.#evictedElsewhere(eviction));
+    const evictions = this.#cache.subscribe?.((eviction) => this.#evictedElsewhere(eviction));
     if (evictions !== undefined) this.#unsubscribe.push(evictions);
     const manager = options.tokenManager as RevocationFeed | undefined;
     if (manager !== undefined) {
@@ -266,10 +268,8 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       }
       const hash = oneShotHash('sha256', token, 'base64url');
       let entry: CachedVerification | undefined;
-      if (this.#cache !== undefined) {
-        const found = this.#cache.get(hash);
-        entry = isPromise(found) ? await this.#bounded(found) : found;
-      }
+      const found = this.#cache.get(hash);
+      entry = isPromise(found) ? await this.#bounded(found) : found;
       if (entry === undefined) {
         cached = false;
         entry = await this.#decideOnce(token, hash, scheme);
@@ -332,13 +332,11 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     const hash = oneShotHash('sha256', token, 'base64url');
     this.#generation++;
     this.#inFlight.delete(hash);
-    if (this.#cache !== undefined) {
-      const exp = unverifiedClaims(token)?.exp;
-      const ttlSeconds =
-        typeof exp === 'number' ? Math.ceil(exp + this.#toleranceSeconds - this.#now() / 1000) : 0;
-      if (ttlSeconds > 0) await this.#bounded(this.#cache.set(hash, { status: 'revoked' }, ttlSeconds));
-      else await this.#bounded(this.#cache.delete(hash));
-    }
+    const exp = unverifiedClaims(token)?.exp;
+    const ttlSeconds =
+      typeof exp === 'number' ? Math.ceil(exp + this.#toleranceSeconds - this.#now() / 1000) : 0;
+    if (ttlSeconds > 0) await this.#bounded(this.#cache.set(hash, { status: 'revoked' }, ttlSeconds));
+    else await this.#bounded(this.#cache.delete(hash));
     this.emit('cache.evicted', { by: 'token', origin });
   }
 
@@ -351,11 +349,9 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
   async evictSubject(subject: string): Promise<void> {
     this.#generation++;
     this.#inFlight.clear();
-    if (this.#cache !== undefined) {
-      await this.#bounded(
-        this.#cache.revokeSubject(subject, Math.floor(this.#now() / 1000), SUBJECT_REVOCATION_SECONDS),
-      );
-    }
+    await this.#bounded(
+      this.#cache.revokeSubject(subject, Math.floor(this.#now() / 1000), SUBJECT_REVOCATION_SECONDS),
+    );
     this.emit('cache.evicted', { by: 'subject', origin: 'local' });
   }
 
@@ -374,7 +370,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       const generation = this.#generation;
       pending = this.#decide(token, scheme).then(async (entry) => {
         const ttl = this.#ttlOf(entry);
-        if (this.#cache !== undefined && ttl > 0 && generation === this.#generation) {
+        if (this.#cachesResults && ttl > 0 && generation === this.#generation) {
           // A cache that cannot store is not a reason to refuse a token verified just now.
           await this.#bounded(this.#cache.set(hash, entry, ttl)).catch(() => undefined);
         }
@@ -547,7 +543,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     issuedAt: number | undefined,
     scheme: AttemptScheme,
   ): Promise<void> {
-    if (this.#cache === undefined || issuedAt === undefined) return;
+    if (issuedAt === undefined) return;
     const found = this.#cache.subjectRevokedAt(subject);
     const revokedAt = isPromise(found) ? await this.#bounded(found) : found;
     if (revokedAt !== undefined && issuedAt <= revokedAt) {

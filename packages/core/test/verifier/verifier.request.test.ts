@@ -283,6 +283,18 @@ describe('cache and evictions', () => {
     expect(evicted).toEqual([{ by: 'token', origin: 'local' }]);
   });
 
+  it('with cache: false decides every time, and still refuses an evicted token', async () => {
+    const v = verifier({ cache: false });
+    const token = await issuer.sign({}, { nowSeconds: nowSeconds() });
+    const cached: boolean[] = [];
+    v.on('token.verified', (event) => cached.push(event.cached));
+    await v.verify(token);
+    await v.verify(token);
+    expect(cached).toEqual([false, false]);
+    await v.evict(token);
+    expect((await refusal(v.verify(token))).reason).toBe('inactive');
+  });
+
   it("refuses a subject's tokens issued before evictSubject, and accepts its newer ones", async () => {
     const v = verifier();
     const older = await issuer.sign({ sub: 'mallory' }, { nowSeconds: nowSeconds() });
