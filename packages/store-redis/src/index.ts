@@ -1,5 +1,8 @@
 /**
- * @tessera/store-redis: a Redis {@link TokenStore} for fleets of processes.
+ * @tessera/store-redis: a Redis {@link TokenStore} and a Redis {@link VerificationCache} for fleets
+ * of processes.
  */
 export { RedisTokenStore } from './redis-token-store.js';
 export type { RedisTokenStoreOptions } from './redis-token-store.js';
+export { RedisVerificationCache } from './redis-verification-cache.js';
+export type { RedisVerificationCacheOptions } from './redis-verification-cache.js';
