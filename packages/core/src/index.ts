@@ -33,8 +33,10 @@ export type {
 } from './verifier/options.js';
 export { MemoryVerificationCache } from './verifier/verification-cache.js';
 export type {
+  ActiveVerification,
   CacheEviction,
   CachedVerification,
+  RefusedVerification,
   MemoryVerificationCacheOptions,
   VerificationCache,
   VerifiedToken,

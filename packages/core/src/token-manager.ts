@@ -468,6 +468,12 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     return this.#dpop;
   }
 
+  /** Subscribes a verifier of this process to the access tokens this manager revokes. @internal */
+  [REVOKED_TOKENS](listener: RevokedTokenListener): () => void {
+    this.#revocationListeners.add(listener);
+    return () => this.#revocationListeners.delete(listener);
+  }
+
   /**
    * Stops the background timer and the change feed, waits for renewals in flight (a rotating
    * refresh must not be cut off: its answer holds the only copy of the new refresh token; one still
@@ -475,12 +481,6 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
    * not have, and closes the store if the manager made it. Any call afterwards rejects with
    * `TokenManagerError` `CLOSED`.
    */
-  /** Subscribes a verifier of this process to the access tokens this manager revokes. @internal */
-  [REVOKED_TOKENS](listener: RevokedTokenListener): () => void {
-    this.#revocationListeners.add(listener);
-    return () => this.#revocationListeners.delete(listener);
-  }
-
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

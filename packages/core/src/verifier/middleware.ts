@@ -25,7 +25,10 @@ export interface RequireTokenOptions {
 }
 
 /** A request the middleware has verified: `auth` is the result. */
-export type AuthenticatedRequest = IncomingMessage & { auth: VerifiedToken };
+export type AuthenticatedRequest = IncomingMessage & {
+  /** What the token was found to be. */
+  auth: VerifiedToken;
+};
 
 /** The connect-style middleware signature (express, connect, node:http). */
 export type Middleware = (
@@ -36,17 +39,25 @@ export type Middleware = (
 
 /** What the fastify hook reads of fastify's request and reply (fastify is not a dependency). */
 export interface FastifyLikeRequest {
+  /** The request method. */
   method: string;
+  /** The path and query, as the client sent it. */
   url: string;
+  /** The request headers. */
   headers: IncomingMessage['headers'];
+  /** node's request. */
   raw: IncomingMessage;
+  /** Set to the result on success. */
   auth?: VerifiedToken;
 }
 
 /** What the fastify hook uses of fastify's reply. */
 export interface FastifyLikeReply {
+  /** Sets the status. */
   code(status: number): FastifyLikeReply;
+  /** Sets a header. */
   header(name: string, value: string): FastifyLikeReply;
+  /** Sends the body. */
   send(payload: unknown): FastifyLikeReply;
 }
 

@@ -33,7 +33,12 @@ export interface DPoPVerificationOptions {
    * Require a server nonce in every proof (RFC 9449 §9). `true` uses a random secret of this
    * process; give the same `secret` to every instance of a fleet. @default false
    */
-  nonce?: boolean | { secret: Uint8Array };
+  nonce?:
+    | boolean
+    | {
+        /** The HMAC secret of the nonces (32 random bytes), the same on every instance. */
+        secret: Uint8Array;
+      };
   /** How old a proof may be, in seconds (RFC 9449 §11.1). @default 300 */
   maxAgeSeconds?: number;
   /** How far ahead of our clock a proof's `iat` may be, in seconds. @default 30 */

@@ -27,7 +27,11 @@ export interface VerifiedToken {
   /** `exp`, epoch seconds. */
   readonly expiresAt?: number;
   /** The key binding (`cnf`, RFC 7800): `jkt` for DPoP (RFC 9449 §6). */
-  readonly cnf?: Readonly<{ jkt?: string; [member: string]: unknown }>;
+  readonly cnf?: Readonly<{
+    /** The RFC 7638 thumbprint of the DPoP key the token is bound to. */
+    jkt?: string;
+    [member: string]: unknown;
+  }>;
 }
 
 /**
@@ -35,13 +39,32 @@ export interface VerifiedToken {
  * `inactive`: introspection said so; `revoked`: the token was evicted and stays refused until it
  * expires (a JWT would otherwise verify again from its signature alone).
  */
-export type CachedVerification =
-  | { readonly status: 'active'; readonly token: Omit<VerifiedToken, 'scheme'> }
-  | { readonly status: 'inactive' }
-  | { readonly status: 'revoked' };
+export type CachedVerification = ActiveVerification | RefusedVerification;
+
+/** A cached acceptance: the result without its scheme. */
+export interface ActiveVerification {
+  /** Accepted. */
+  readonly status: 'active';
+  /** What the token was found to be. */
+  readonly token: Omit<VerifiedToken, 'scheme'>;
+}
+
+/** A cached refusal: introspection said `inactive`, or the token was evicted (`revoked`). */
+export interface RefusedVerification {
+  /** Why it is refused. */
+  readonly status: 'inactive' | 'revoked';
+}
 
 /** An eviction another instance made, delivered by {@link VerificationCache.subscribe}. */
-export type CacheEviction = { readonly hash: string } | { readonly subject: string };
+export type CacheEviction =
+  | {
+      /** The evicted token's hash. */
+      readonly hash: string;
+    }
+  | {
+      /** The evicted subject (as the cache knows it: a shared cache may hand a hash of it). */
+      readonly subject: string;
+    };
 
 /**
  * The storage of a {@link TokenVerifier}'s decisions. Every key is a hash (base64url SHA-256), never
