@@ -114,6 +114,11 @@ const cacheSettingsSchema = z.looseObject({
   store: z.unknown().optional(),
 });
 
+/** A VerificationCache instance is taken as it is, never read as settings. */
+const verificationCache = z.custom<VerificationCache>(
+  (v) => typeof (v as VerificationCache | null)?.get === 'function',
+);
+
 const clientLike = z.custom<Client>(
   (v) => typeof v === 'object' && v !== null && CLIENT_INTERNALS in v,
   'must be a Client',
@@ -150,7 +155,7 @@ export const verifierOptionsSchema = z.looseObject(
     algorithms: asymmetric.optional(),
     clockToleranceSeconds: nonNegativeNumber.optional(),
     cache: z
-      .union([z.literal(false), cacheSettingsSchema], {
+      .union([z.literal(false), verificationCache, cacheSettingsSchema], {
         error: 'must be false, an object, or a VerificationCache',
       })
       .optional(),

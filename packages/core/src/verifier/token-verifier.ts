@@ -198,7 +198,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
               ? undefined
               : nonce.secret,
         now: this.#now,
-        markUsed: (key, ttl) => this.#bounded(cacheOfProofs.markUsed(key, ttl)),
+        markUsed: (key, ttl) => this.#bounded(cacheOfProofs.markUsed(key, ttl), 'set'),
       });
     }
     this.#challenges = {
@@ -269,7 +269,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       const hash = oneShotHash('sha256', token, 'base64url');
       let entry: CachedVerification | undefined;
       const found = this.#cache.get(hash);
-      entry = isPromise(found) ? await this.#bounded(found) : found;
+      entry = isPromise(found) ? await this.#bounded(found, 'get') : found;
       if (entry === undefined) {
         cached = false;
         entry = await this.#decideOnce(token, hash, scheme);
@@ -335,8 +335,8 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     const exp = unverifiedClaims(token)?.exp;
     const ttlSeconds =
       typeof exp === 'number' ? Math.ceil(exp + this.#toleranceSeconds - this.#now() / 1000) : 0;
-    if (ttlSeconds > 0) await this.#bounded(this.#cache.set(hash, { status: 'revoked' }, ttlSeconds));
-    else await this.#bounded(this.#cache.delete(hash));
+    if (ttlSeconds > 0) await this.#bounded(this.#cache.set(hash, { status: 'revoked' }, ttlSeconds), 'set');
+    else await this.#bounded(this.#cache.delete(hash), 'delete');
     this.emit('cache.evicted', { by: 'token', origin });
   }
 
@@ -351,6 +351,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     this.#inFlight.clear();
     await this.#bounded(
       this.#cache.revokeSubject(subject, Math.floor(this.#now() / 1000), SUBJECT_REVOCATION_SECONDS),
+      'delete',
     );
     this.emit('cache.evicted', { by: 'subject', origin: 'local' });
   }
@@ -372,7 +373,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
         const ttl = this.#ttlOf(entry);
         if (this.#cachesResults && ttl > 0 && generation === this.#generation) {
           // A cache that cannot store is not a reason to refuse a token verified just now.
-          await this.#bounded(this.#cache.set(hash, entry, ttl)).catch(() => undefined);
+          await this.#bounded(this.#cache.set(hash, entry, ttl), 'set').catch(() => undefined);
         }
         return entry;
       });
@@ -545,7 +546,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
   ): Promise<void> {
     if (issuedAt === undefined) return;
     const found = this.#cache.subjectRevokedAt(subject);
-    const revokedAt = isPromise(found) ? await this.#bounded(found) : found;
+    const revokedAt = isPromise(found) ? await this.#bounded(found, 'get') : found;
     if (revokedAt !== undefined && issuedAt <= revokedAt) {
       throw this.#fail({ reason: 'inactive', description: 'the token was revoked', scheme });
     }
@@ -712,7 +713,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
   }
 
   /** A cache call bounded by `timeoutMs`; its failure is a `TokenStoreError`. */
-  async #bounded<T>(value: T | Promise<T>): Promise<T> {
+  async #bounded<T>(value: T | Promise<T>, operation: 'get' | 'set' | 'delete'): Promise<T> {
     if (!isPromise(value)) return value;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -723,7 +724,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
             () =>
               reject(
                 new TokenStoreError(
-                  'get',
+                  operation,
                   `the verification cache did not answer within ${this.#cacheTimeoutMs} ms`,
                 ),
               ),
@@ -733,7 +734,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
         }),
       ]);
     } catch (error) {
-      throw TokenStoreError.from('get', error, { store: 'verification cache' });
+      throw TokenStoreError.from(operation, error, { store: 'verification cache' });
     } finally {
       clearTimeout(timer);
     }

@@ -200,7 +200,11 @@ export class MemoryVerificationCache implements VerificationCache {
     if (entry !== undefined) this.#remove(hash, entry);
   }
 
-  /** Forgets `subject`'s entries and remembers the revocation for `ttlSeconds`. */
+  /**
+   * Forgets `subject`'s entries and remembers the revocation for `ttlSeconds`.
+   *
+   * @throws TokenStoreError when `maxEntries` revocations, none expired, are remembered already.
+   */
   revokeSubject(subject: string, revokedAt: number, ttlSeconds: number): void {
     for (const hash of this.#bySubject.get(subject) ?? []) this.delete(hash);
     const nowMs = this.#now();
@@ -208,9 +212,12 @@ export class MemoryVerificationCache implements VerificationCache {
       for (const [name, mark] of this.#revokedSubjects) {
         if (mark.expiresAtMs <= nowMs) this.#revokedSubjects.delete(name);
       }
-      // Still full: the oldest mark goes (its subject's cached entries are gone already).
-      if (this.#revokedSubjects.size >= this.#maxEntries) {
-        this.#revokedSubjects.delete(this.#revokedSubjects.keys().next().value as string);
+      // Still full: refuse rather than forget a live mark (that would let its older JWTs in again).
+      if (this.#revokedSubjects.size >= this.#maxEntries && !this.#revokedSubjects.has(subject)) {
+        throw new TokenStoreError(
+          'set',
+          `the verification cache holds maxEntries (${this.#maxEntries}) subject revocations already; raise maxEntries`,
+        );
       }
     }
     this.#revokedSubjects.delete(subject);
