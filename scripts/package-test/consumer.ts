@@ -1,9 +1,23 @@
 // A user's program, typechecked under `nodenext` and `bundler` and run as ESM, against the packed
 // tarballs installed from a fresh project (scripts/package-test.mjs).
-import { Client, ConfigurationError, MemoryTokenStore, TokenManager, TokenStoreError } from '@tessera/core';
-import type { TokenManagerEvents, TokenSet, TokenStore } from '@tessera/core';
+import {
+  Client,
+  ConfigurationError,
+  MemoryTokenStore,
+  TokenManager,
+  TokenStoreError,
+  TokenVerificationError,
+  TokenVerifier,
+} from '@tessera/core';
+import type {
+  TokenManagerEvents,
+  TokenSet,
+  TokenStore,
+  VerificationCache,
+  VerifiedToken,
+} from '@tessera/core';
 import { FileTokenStore } from '@tessera/store-file';
-import { RedisTokenStore } from '@tessera/store-redis';
+import { RedisTokenStore, RedisVerificationCache } from '@tessera/store-redis';
 import { createFakeClock, startTestServer } from '@tessera/testing';
 import type { TokenStoreSuiteOptions } from '@tessera/testing';
 import { Redis } from 'ioredis';
@@ -51,6 +65,21 @@ try {
   } catch (error) {
     if (!(error instanceof ConfigurationError)) throw error;
   }
+  // The resource server's side: the token just acquired, introspected once, then from the cache.
+  const sharedCache: VerificationCache = new RedisVerificationCache({ client: redis });
+  if (typeof sharedCache.markUsed !== 'function') throw new Error('not a VerificationCache');
+  const verifier = new TokenVerifier({ client, accept: ['introspection'] });
+  const verified: VerifiedToken = await verifier.verify(accessToken);
+  if (verified.kind !== 'introspection' || (await verifier.verify(accessToken)) !== verified) {
+    throw new Error('the verifier did not verify, or did not cache');
+  }
+  try {
+    await verifier.verify('not-a-token');
+    throw new Error('a bad token was accepted');
+  } catch (error) {
+    if (!(error instanceof TokenVerificationError) || error.status !== 401) throw error;
+  }
+  await verifier.close();
   await manager.close();
   console.log(
     `esm ok: ${events.join(',')}; ${typeof createFakeClock}; ${TokenStoreError.name}; ${suiteOptions.capabilities?.length}`,
