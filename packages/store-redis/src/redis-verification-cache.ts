@@ -175,7 +175,7 @@ export class RedisVerificationCache implements VerificationCache {
     const key = this.#resultKey(hash);
     if (entry.status === 'revoked') {
       this.#epoch++;
-      this.#local?.set(hash, REVOKED, ttlSeconds);
+      this.#local?.delete(hash); // the tombstone is in Redis: read there, never pushed out locally
       const message = this.#message({ hash });
       await this.#call('set', () =>
         runScript(this.#client, PUT_RESULT, [key], [json, ttlMs, TOMBSTONE, this.#channel, message]),
@@ -226,7 +226,8 @@ export class RedisVerificationCache implements VerificationCache {
    */
   async revokeSubject(subject: string, revokedAt: number, ttlSeconds: number): Promise<void> {
     this.#epoch++;
-    this.#local?.revokeSubject(subject, revokedAt, ttlSeconds);
+    // The mark lives in Redis (subjectRevokedAt reads it there); locally only the results go.
+    this.#local?.clear();
     const id = subjectId(subject);
     const ttlMs = String(Math.max(1, Math.ceil(ttlSeconds * 1000)));
     await this.#call('delete', async () => {

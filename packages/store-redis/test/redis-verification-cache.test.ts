@@ -294,6 +294,22 @@ describe('RedisVerificationCache on one Redis', () => {
     expect(await probe.get(`${prefix}r:${hash}`)).toBe('{"status":"revoked"}');
   });
 
+  it('revokes more subjects than its local layer holds entries, every one marked in Redis (regression)', async () => {
+    const cache = newCache(freshPrefix(), { local: { maxEntries: 3 } });
+    await listen(cache);
+    for (let i = 0; i < 6; i++) await cache.revokeSubject(`user-${i}`, 1000 + i, 60);
+    for (let i = 0; i < 6; i++) await expect(cache.subjectRevokedAt(`user-${i}`)).resolves.toBe(1000 + i);
+  });
+
+  it('keeps an evicted token refused whatever traffic fills its local layer (regression)', async () => {
+    const cache = newCache(freshPrefix(), { local: { maxEntries: 2 } });
+    await listen(cache);
+    const evicted = randomHash();
+    await cache.set(evicted, { status: 'revoked' }, 60);
+    for (let i = 0; i < 5; i++) await cache.set(randomHash(), { status: 'inactive' }, 60);
+    await expect(Promise.resolve(cache.get(evicted))).resolves.toEqual({ status: 'revoked' });
+  });
+
   it("revokeSubject on A: B drops the subject's results, sees the revocation, and no message names the subject", async () => {
     const prefix = freshPrefix();
     const [a, b] = [newCache(prefix), newCache(prefix)];

@@ -20,6 +20,9 @@ export interface ChallengeSettings {
 /** Which scheme the failed attempt used; `both` when it cannot be told (RFC 9449 §7.2). */
 export type AttemptScheme = 'Bearer' | 'DPoP' | 'both' | 'none';
 
+/** `Retry-After` of a 503 when nothing better is known. */
+const DEFAULT_RETRY_AFTER_SECONDS = 5;
+
 /** The RFC 6750 §3 `error` and status of each reason. */
 const RESPONSES: Record<VerificationFailureReason, { error: string; status: number }> = {
   missing: { error: 'invalid_token', status: 401 },
@@ -52,8 +55,14 @@ export interface Failure {
 }
 
 /** The error for a failure, its challenge ready. */
-export function verificationError(settings: ChallengeSettings, failure: Failure): TokenVerificationError {
+export function verificationError(settings: ChallengeSettings, given: Failure): TokenVerificationError {
+  // Without a Bearer challenge (DPoP required), a Bearer attempt's error goes in the DPoP one.
+  const failure: Failure =
+    !settings.bearer && given.scheme === 'Bearer' ? { ...given, scheme: 'DPoP' } : given;
   const { error, status } = RESPONSES[failure.reason];
+  // 503 always says when to come back (RFC 9110 §10.2.3).
+  const retryAfterSeconds =
+    failure.retryAfterSeconds ?? (failure.reason === 'unavailable' ? DEFAULT_RETRY_AFTER_SECONDS : undefined);
   const description = sanitize(failure.description);
   // No error information when no authentication was attempted, or when nothing judged the token.
   const judged = failure.reason !== 'missing' && failure.reason !== 'unavailable';
@@ -82,7 +91,7 @@ export function verificationError(settings: ChallengeSettings, failure: Failure)
       endpoint: 'token verifier',
       reason: failure.reason,
       wwwAuthenticate: challenges.join(', '),
-      ...(failure.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: failure.retryAfterSeconds }),
+      ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
       ...(failure.dpopNonce === undefined ? {} : { dpopNonce: failure.dpopNonce }),
     },
     failure.cause === undefined ? undefined : { cause: failure.cause },

@@ -22,6 +22,13 @@ export interface RequireTokenOptions {
   baseUrl?: string;
   /** Read `X-Forwarded-Proto` and `X-Forwarded-Host` (only behind a proxy that sets them). @default false */
   trustProxy?: boolean;
+  /**
+   * Without `baseUrl`: the hosts (`host:port`, or `host` for any port) a request may name in `Host` (or
+   * `X-Forwarded-Host`) for its DPoP proof to be checked against; a request naming another gets no
+   * valid URL, so a proof made for another resource cannot be replayed here with a forged `Host`.
+   * @default the host of the verifier's `resource`
+   */
+  allowedHosts?: readonly string[];
 }
 
 /** A request the middleware has verified: `auth` is the result. */
@@ -79,7 +86,7 @@ const HOST =
  * ```
  */
 export function requireToken(verifier: TokenVerifier, options: RequireTokenOptions = {}): Middleware {
-  const url = requestUrlOf(options);
+  const url = requestUrlOf(verifier, options, 'requireToken');
   return (req, res, next) => {
     const path = req.originalUrl ?? req.url ?? '/';
     verifier
@@ -99,6 +106,7 @@ export function requireToken(verifier: TokenVerifier, options: RequireTokenOptio
             // RFC 9449 §8.2 (applied to resource servers by §9): the next nonce, on an uncacheable answer.
             res.setHeader('DPoP-Nonce', nonce);
             res.setHeader('Cache-Control', 'no-store');
+            res.setHeader('Access-Control-Expose-Headers', 'DPoP-Nonce');
           }
           next();
         },
@@ -126,7 +134,7 @@ export function fastifyRequireToken(
   verifier: TokenVerifier,
   options: RequireTokenOptions = {},
 ): (request: FastifyLikeRequest, reply: FastifyLikeReply) => Promise<FastifyLikeReply | undefined> {
-  const url = requestUrlOf(options);
+  const url = requestUrlOf(verifier, options, 'fastifyRequireToken');
   return async (request, reply) => {
     try {
       request.auth = await verifier.verifyRequest({
@@ -137,7 +145,12 @@ export function fastifyRequireToken(
         ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
       });
       const nonce = verifier.dpopNonce();
-      if (nonce !== undefined) reply.header('DPoP-Nonce', nonce).header('Cache-Control', 'no-store');
+      if (nonce !== undefined) {
+        reply
+          .header('DPoP-Nonce', nonce)
+          .header('Cache-Control', 'no-store')
+          .header('Access-Control-Expose-Headers', 'DPoP-Nonce');
+      }
       return undefined;
     } catch (error) {
       if (!(error instanceof TokenVerificationError)) throw error;
@@ -165,12 +178,21 @@ function answerOf(error: TokenVerificationError): {
   if (error.retryAfterSeconds !== undefined)
     headers['Retry-After'] = String(Math.min(30, Math.max(1, error.retryAfterSeconds)));
   if (error.dpopNonce !== undefined) headers['DPoP-Nonce'] = error.dpopNonce;
-  const body = JSON.stringify({ error: error.error, error_description: error.error_description });
+  // No error code when no token was sent (RFC 6750 §3.1), as in the challenge.
+  const body = JSON.stringify(
+    error.reason === 'missing'
+      ? { error_description: error.error_description }
+      : { error: error.error, error_description: error.error_description },
+  );
   return { status: error.status, headers, body };
 }
 
 /** How the middleware learns the URL the client addressed (see {@link RequireTokenOptions.baseUrl}). */
-function requestUrlOf(options: RequireTokenOptions): (req: IncomingMessage, path: string) => string {
+function requestUrlOf(
+  verifier: TokenVerifier,
+  options: RequireTokenOptions,
+  owner: string,
+): (req: IncomingMessage, path: string) => string {
   if (options.baseUrl !== undefined) {
     let base: URL;
     try {
@@ -178,12 +200,24 @@ function requestUrlOf(options: RequireTokenOptions): (req: IncomingMessage, path
     } catch (cause) {
       throw new ConfigurationError(
         'INVALID_CONFIGURATION',
-        'requireToken option baseUrl must be an absolute URL',
+        `${owner} option baseUrl must be an absolute URL`,
         { cause },
       );
     }
     const prefix = `${base.origin}${base.pathname.replace(/\/$/, '')}`;
     return (_req, path) => `${prefix}${path.startsWith('/') ? path : `/${path}`}`;
+  }
+  const resource = verifier.resource;
+  const allowed = new Set(
+    (options.allowedHosts ?? (resource === undefined ? [] : [new URL(resource).host])).map((host) =>
+      host.toLowerCase(),
+    ),
+  );
+  if (allowed.size === 0 && verifier.describe().dpopAlgorithms !== undefined) {
+    throw new ConfigurationError(
+      'INVALID_CONFIGURATION',
+      `${owner} needs the public URL to check DPoP proofs against (RFC 9449 §4.3 htu): set the option baseUrl or allowedHosts, or the TokenVerifier option resource (or dpop: false)`,
+    );
   }
   return (req, path) => {
     const forwarded = (name: string): string | undefined => {
@@ -195,8 +229,11 @@ function requestUrlOf(options: RequireTokenOptions): (req: IncomingMessage, path
     const host = forwarded('x-forwarded-host') ?? req.headers.host ?? '';
     // A Host that is not a plain host[:port] could make the URL name another path (and so let a
     // proof for one endpoint be replayed on another): such a request gets no valid URL.
+    // Only a host of ours: a proof made for another resource is not checked against its own Host.
     if (
       !HOST.test(host) ||
+      !(allowed.has(host.toLowerCase()) || allowed.has(host.toLowerCase().replace(/:\d+$/, ''))) ||
+      path.includes('://') ||
       (proto !== 'http' && proto !== 'https') ||
       !path.startsWith('/') ||
       path.startsWith('//')

@@ -84,6 +84,12 @@ export interface TokenVerifierOptions {
   bearerMethods?: readonly BearerMethod[];
   /** The `realm` of challenges. @default 'api' */
   realm?: string;
+  /**
+   * Where opaque tokens are introspected when there are several `issuers` (an opaque token does not
+   * say whose it is, and is never sent to the others). JWTs go to the issuer they name.
+   * @default `client`; none with `issuers`
+   */
+  opaqueTokenIssuer?: Client;
   /** Authenticates introspection with a bearer token (RFC 7662 §2.1) instead of the client's credentials. */
   introspectionBearer?: () => string | Promise<string>;
   /** A TokenManager of this process: the access tokens it revokes are refused at once. */
@@ -186,6 +192,7 @@ export const verifierOptionsSchema = z.looseObject(
       .optional(),
     realm: headerSafe.optional(),
     introspectionBearer: fn.optional(),
+    opaqueTokenIssuer: clientLike.optional(),
     tokenManager: z
       .custom<object>(
         (v) => typeof v === 'object' && v !== null && REVOKED_TOKENS in v,

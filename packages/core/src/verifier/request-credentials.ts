@@ -80,15 +80,24 @@ export function readCredentials(request: VerifiableRequest, methods: readonly Be
         throw new CredentialsError('request', 'the Authorization header is malformed', 'both');
       }
       found.push({ token: match![2]!, scheme: scheme === 'dpop' ? 'DPoP' : 'Bearer', where: 'header' });
-    } else if (/^(bearer|dpop)\s*$/i.test(authorization)) {
-      throw new CredentialsError('request', 'the Authorization header has no token', 'both');
+    } else if (/^(bearer|dpop)(\s|$)/i.test(authorization)) {
+      throw new CredentialsError('request', 'the Authorization header is malformed', 'both');
     }
     // another scheme (Basic...) is no authentication information for us (RFC 6750 §3.1)
   }
   const fromQuery = queryToken(request.url);
   if (fromQuery !== undefined) found.push({ token: fromQuery, scheme: 'Bearer', where: 'query' });
+  // RFC 6750 §2.2: only a form-encoded body of a request that has one (a JSON body's member is data).
   const body = request.body as { access_token?: unknown } | undefined;
-  if (typeof body === 'object' && body !== null && typeof body.access_token === 'string') {
+  const contentType = header(request.headers, 'content-type');
+  if (
+    request.method !== 'GET' &&
+    typeof contentType === 'string' &&
+    /^application\/x-www-form-urlencoded\s*(;|$)/i.test(contentType) &&
+    typeof body === 'object' &&
+    body !== null &&
+    typeof body.access_token === 'string'
+  ) {
     found.push({ token: body.access_token, scheme: 'Bearer', where: 'body' });
   }
   if (found.length > 1)

@@ -50,6 +50,8 @@ const JWT_ALGORITHMS = [
   'ES512',
   'EdDSA',
 ];
+/** The longest a JWKS fetch (with its retries) may take. */
+const JWKS_DEADLINE_MS = 5000;
 /** A longer token is refused before it is hashed or parsed (no real one comes near it). */
 const MAX_TOKEN_LENGTH = 16_384;
 /** Claims every RFC 9068 §2.2 access token has. */
@@ -83,7 +85,13 @@ export function protectedResourceMetadataUrl(resource: string): string {
  */
 export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
   readonly #issuers: (issuer: string) => Client | undefined;
-  readonly #keySets = new WeakMap<Client, IssuerKeySet>();
+  /** One key set per issuer and `jwks_uri` (not per Client object: a resolver may make new ones). */
+  readonly #keySets = new Map<string, IssuerKeySet>();
+  /**
+   * Mixed into every cache key, so verifiers with other settings (issuers, audience, kinds,
+   * algorithms) sharing one cache never take each other's results.
+   */
+  readonly #namespace: string;
   readonly #introspector: Client | undefined;
   readonly #audience: readonly string[] | undefined;
   readonly #accept: ReadonlySet<'jwt' | 'introspection'>;
@@ -144,7 +152,9 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       };
     }
     this.issuers = Object.freeze(list.map((client) => client.serverMetadata().issuer));
-    this.#introspector = list.find((client) => client.supports('introspection'));
+    // An opaque token says nothing of its issuer: it goes to one issuer only, never to the others.
+    const opaque = options.opaqueTokenIssuer ?? options.client;
+    this.#introspector = opaque?.supports('introspection') === true ? opaque : undefined;
     const audience = options.audience ?? options.resource;
     this.#audience =
       audience === undefined ? undefined : typeof audience === 'string' ? [audience] : [...audience];
@@ -212,6 +222,21 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     this.#introspectionBearer = options.introspectionBearer;
     this.resource = options.resource;
 
+    this.#namespace = `${oneShotHash(
+      'sha256',
+      JSON.stringify([
+        Array.isArray(options.issuers) || options.client !== undefined
+          ? [...this.issuers].sort()
+          : 'resolver',
+        [...(this.#audience ?? [])].sort(),
+        [...this.#accept].sort(),
+        [...this.#algorithms].sort(),
+        this.#introspector?.serverMetadata().issuer,
+        this.#introspector?.clientId,
+      ]),
+      'base64url',
+    ).slice(0, 22)}\n`;
+
     const evictions = this.#cache.subscribe?.((eviction) => this.#evictedElsewhere(eviction));
     if (evictions !== undefined) this.#unsubscribe.push(evictions);
     const manager = options.tokenManager as RevocationFeed | undefined;
@@ -266,13 +291,20 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       if (token.length > MAX_TOKEN_LENGTH) {
         throw this.#fail({ reason: 'malformed', description: 'the access token is too long', scheme });
       }
-      const hash = oneShotHash('sha256', token, 'base64url');
+      const hash = this.#hashOf(token);
+      // Taken before the read: an eviction from here on keeps this decision out of the cache.
+      const generation = this.#generation;
       let entry: CachedVerification | undefined;
-      const found = this.#cache.get(hash);
+      let found: ReturnType<VerificationCache['get']>;
+      try {
+        found = this.#cache.get(hash);
+      } catch (error) {
+        throw TokenStoreError.from('get', error, { store: 'verification cache' });
+      }
       entry = isPromise(found) ? await this.#bounded(found, 'get') : found;
       if (entry === undefined) {
         cached = false;
-        entry = await this.#decideOnce(token, hash, scheme);
+        entry = await this.#decideOnce(token, hash, scheme, generation);
       }
       const result = this.#accepted(entry, scheme, options);
       if (result.cnf?.jkt !== undefined || scheme === 'DPoP' || this.#dpopRequired) {
@@ -329,7 +361,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
    * @throws TokenStoreError when the cache cannot be reached (the eviction did not happen).
    */
   async evict(token: string, origin: 'local' | 'token-manager' = 'local'): Promise<void> {
-    const hash = oneShotHash('sha256', token, 'base64url');
+    const hash = this.#hashOf(token);
     this.#generation++;
     this.#inFlight.delete(hash);
     const exp = unverifiedClaims(token)?.exp;
@@ -365,10 +397,14 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
   // ---- deciding -------------------------------------------------------------------------------
 
   /** One decision in flight per token; cached when no eviction happened meanwhile. */
-  #decideOnce(token: string, hash: string, scheme: 'Bearer' | 'DPoP'): Promise<CachedVerification> {
+  #decideOnce(
+    token: string,
+    hash: string,
+    scheme: 'Bearer' | 'DPoP',
+    generation: number,
+  ): Promise<CachedVerification> {
     let pending = this.#inFlight.get(hash);
     if (pending === undefined) {
-      const generation = this.#generation;
       pending = this.#decide(token, scheme).then(async (entry) => {
         const ttl = this.#ttlOf(entry);
         if (this.#cachesResults && ttl > 0 && generation === this.#generation) {
@@ -384,6 +420,11 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       this.#inFlight.set(hash, pending);
     }
     return pending;
+  }
+
+  /** The cache key of a token: SHA-256 of it (never the token), in this verifier's namespace. */
+  #hashOf(token: string): string {
+    return oneShotHash('sha256', this.#namespace + token, 'base64url');
   }
 
   #ttlOf(entry: CachedVerification): number {
@@ -432,10 +473,9 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
           throw error instanceof KeyFailure
             ? this.#fail({
                 reason: error.reason,
-                description:
-                  error.reason === 'unavailable' ? 'the issuer keys are unavailable' : error.message,
+                description: JWT_DESCRIPTIONS[error.reason]!,
                 scheme,
-                cause: error.cause ?? error,
+                cause: error,
                 ...(error.retryAfterSeconds === undefined
                   ? {}
                   : { retryAfterSeconds: error.retryAfterSeconds }),
@@ -451,17 +491,21 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
         currentDate: new Date(nowMs),
         requiredClaims: REQUIRED_CLAIMS,
       },
-      (check, message, cause) =>
-        this.#fail({
-          // a claim that is missing or not a number is a malformed token, not an expired one
-          reason:
-            cause instanceof joseErrors.JWTClaimValidationFailed && cause.reason !== 'check_failed'
-              ? 'malformed'
-              : jwtReason(check),
-          description: `the token ${message}`,
+      (check, message, cause) => {
+        // a claim that is missing or not a number is a malformed token, not an expired one
+        const reason =
+          cause instanceof joseErrors.JWTClaimValidationFailed && cause.reason !== 'check_failed'
+            ? 'malformed'
+            : jwtReason(check);
+        // The challenge says only what failed, never what the token holds (its kid, alg, claims):
+        // the detail is in the cause, for logs.
+        return this.#fail({
+          reason,
+          description: JWT_DESCRIPTIONS[reason]!,
           scheme,
-          cause,
-        }),
+          cause: new Error(`the token ${message}`, { cause }),
+        });
+      },
     );
     for (const claim of ['sub', 'client_id', 'jti'] as const) {
       if (typeof payload[claim] !== 'string' || payload[claim] === '') {
@@ -545,18 +589,25 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     scheme: AttemptScheme,
   ): Promise<void> {
     if (issuedAt === undefined) return;
-    const found = this.#cache.subjectRevokedAt(subject);
+    let found: ReturnType<VerificationCache['subjectRevokedAt']>;
+    try {
+      found = this.#cache.subjectRevokedAt(subject);
+    } catch (error) {
+      throw TokenStoreError.from('get', error, { store: 'verification cache' });
+    }
     const revokedAt = isPromise(found) ? await this.#bounded(found, 'get') : found;
-    if (revokedAt !== undefined && issuedAt <= revokedAt) {
+    // With the clock tolerance: an issuer whose clock runs ahead must not slip older tokens past.
+    if (revokedAt !== undefined && issuedAt <= revokedAt + this.#toleranceSeconds) {
       throw this.#fail({ reason: 'inactive', description: 'the token was revoked', scheme });
     }
   }
 
   #keySetOf(client: Client): IssuerKeySet {
-    let keySet = this.#keySets.get(client);
+    const uri = client.serverMetadata().jwks_uri;
+    const id = `${client.serverMetadata().issuer}\n${uri ?? ''}`;
+    let keySet = this.#keySets.get(id);
     if (keySet === undefined) {
       const { transport } = client[CLIENT_INTERNALS];
-      const uri = client.serverMetadata().jwks_uri;
       keySet = new IssuerKeySet(
         () => {
           if (uri === undefined) {
@@ -564,12 +615,13 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
               new ConfigurationError('UNSUPPORTED', "the issuer's metadata has no jwks_uri"),
             );
           }
-          return fetchKeySet(transport, uri);
+          // Its own deadline, retries included: waiting callers are held by it (a 503 beats a hang).
+          return fetchKeySet(transport, uri, AbortSignal.timeout(JWKS_DEADLINE_MS));
         },
         this.#now,
         KEY_SET_TIMINGS,
       );
-      this.#keySets.set(client, keySet);
+      this.#keySets.set(id, keySet);
     }
     return keySet;
   }
@@ -583,6 +635,13 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       throw this.#fail({ reason: 'inactive', description, scheme });
     }
     const token = entry.token;
+    if (!this.#accept.has(token.kind)) {
+      throw this.#fail({
+        reason: 'malformed',
+        description: 'this kind of token is not accepted here',
+        scheme,
+      });
+    }
     // The same leeway as a fresh check (a cached result itself lives only until `exp`).
     if (token.expiresAt !== undefined && (token.expiresAt + this.#toleranceSeconds) * 1000 <= this.#now()) {
       throw this.#fail({ reason: 'expired', description: 'the token has expired', scheme });
@@ -770,6 +829,17 @@ function classify(token: string): 'jws' | 'jwe' | 'opaque' {
     return 'opaque';
   }
 }
+
+/** What a challenge says of a failed JWT check (fixed texts: nothing of the token is echoed). */
+const JWT_DESCRIPTIONS: Record<string, string> = {
+  signature: 'the token signature is invalid',
+  unknown_kid: 'the token is signed with a key the issuer does not publish',
+  unavailable: 'the issuer keys are unavailable',
+  issuer: 'the token issuer is not trusted here',
+  audience: 'the token is not meant for this resource',
+  expired: 'the token has expired or is not yet valid',
+  malformed: 'the token is not a valid RFC 9068 access token',
+};
 
 /** Which reason a failed JWT check is. */
 function jwtReason(check: string): VerificationFailureReason {

@@ -120,6 +120,8 @@ const optionsSchema = z.looseObject(
   { error: 'must be an object' },
 );
 
+const REVOKED: CachedVerification = Object.freeze({ status: 'revoked' });
+
 interface Entry {
   value: CachedVerification;
   expiresAtMs: number;
@@ -144,6 +146,8 @@ export class MemoryVerificationCache implements VerificationCache {
   readonly #entries = new Map<string, Entry>();
   readonly #bySubject = new Map<string, Set<string>>();
   readonly #revokedSubjects = new Map<string, { at: number; expiresAtMs: number }>();
+  /** Evicted tokens, apart from the LRU: traffic must never push a tombstone out. */
+  readonly #tombstones = new Map<string, number>();
   readonly #proofs = new Map<string, number>();
 
   /**
@@ -164,6 +168,7 @@ export class MemoryVerificationCache implements VerificationCache {
 
   /** The decision cached under `hash`, or `undefined` (also once it expired). */
   get(hash: string): CachedVerification | undefined {
+    if (this.#tombstones.size > 0 && this.#tombstoned(hash)) return REVOKED;
     const entry = this.#entries.get(hash);
     if (entry === undefined) return undefined;
     if (entry.expiresAtMs <= this.#now()) {
@@ -176,8 +181,15 @@ export class MemoryVerificationCache implements VerificationCache {
     return entry.value;
   }
 
-  /** Caches `entry` under `hash` for `ttlSeconds` (nothing for a TTL of zero or less). */
+  /**
+   * Caches `entry` under `hash` for `ttlSeconds` (nothing for a TTL of zero or less). A `revoked`
+   * entry (a tombstone) is kept apart from the LRU and is never replaced by a result.
+   *
+   * @throws TokenStoreError for a tombstone when `maxEntries` live ones are kept already.
+   */
   set(hash: string, entry: CachedVerification, ttlSeconds: number): void {
+    if (entry.status === 'revoked') return this.#bury(hash, ttlSeconds);
+    if (this.#tombstones.size > 0 && this.#tombstoned(hash)) return;
     const existing = this.#entries.get(hash);
     if (existing !== undefined) this.#remove(hash, existing);
     if (!(ttlSeconds > 0)) return;
@@ -194,7 +206,7 @@ export class MemoryVerificationCache implements VerificationCache {
     }
   }
 
-  /** Forgets `hash`. */
+  /** Forgets the result under `hash` (a tombstone stays until it expires). */
   delete(hash: string): void {
     const entry = this.#entries.get(hash);
     if (entry !== undefined) this.#remove(hash, entry);
@@ -261,10 +273,36 @@ export class MemoryVerificationCache implements VerificationCache {
 
   /** Forgets everything. */
   clear(): void {
+    this.#tombstones.clear();
     this.#entries.clear();
     this.#bySubject.clear();
     this.#revokedSubjects.clear();
     this.#proofs.clear();
+  }
+
+  #tombstoned(hash: string): boolean {
+    const until = this.#tombstones.get(hash);
+    if (until === undefined) return false;
+    if (until > this.#now()) return true;
+    this.#tombstones.delete(hash);
+    return false;
+  }
+
+  #bury(hash: string, ttlSeconds: number): void {
+    const existing = this.#entries.get(hash);
+    if (existing !== undefined) this.#remove(hash, existing);
+    if (!(ttlSeconds > 0)) return;
+    const nowMs = this.#now();
+    if (this.#tombstones.size >= this.#maxEntries && !this.#tombstones.has(hash)) {
+      for (const [name, until] of this.#tombstones) if (until <= nowMs) this.#tombstones.delete(name);
+      if (this.#tombstones.size >= this.#maxEntries) {
+        throw new TokenStoreError(
+          'set',
+          `the verification cache holds maxEntries (${this.#maxEntries}) evicted tokens already; raise maxEntries`,
+        );
+      }
+    }
+    this.#tombstones.set(hash, Math.max(this.#tombstones.get(hash) ?? 0, nowMs + ttlSeconds * 1000));
   }
 
   #remove(hash: string, entry: Entry): void {

@@ -95,9 +95,24 @@ describe('credentials and challenges', () => {
     await expect(
       v.verifyRequest(request({}, { url: `${URL_}?access_token=opaque-1` })),
     ).resolves.toMatchObject({ kind: 'introspection' });
-    await expect(v.verifyRequest(request({}, { body: { access_token: 'opaque-2' } }))).resolves.toMatchObject(
-      { kind: 'introspection' },
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    await expect(
+      v.verifyRequest({ ...request(form, { body: { access_token: 'opaque-2' } }), method: 'POST' }),
+    ).resolves.toMatchObject({ kind: 'introspection' });
+    // RFC 6750 §2.2: a JSON body's member, or a GET's body, is data, not a token
+    const json = { 'content-type': 'application/json', authorization: 'Bearer opaque-3' };
+    await expect(
+      v.verifyRequest({ ...request(json, { body: { access_token: 'data' } }), method: 'POST' }),
+    ).resolves.toMatchObject({ kind: 'introspection' });
+    expect((await refusal(v.verifyRequest(request(form, { body: { access_token: 'x' } })))).reason).toBe(
+      'missing',
     );
+  });
+
+  it('answers a malformed Authorization header with 400', async () => {
+    for (const authorization of ['Bearer a b', 'Bearer', 'DPoP  ', 'Bearer a, Bearer b']) {
+      expect((await refusal(verifier().verifyRequest(request({ authorization })))).status).toBe(400);
+    }
   });
 
   it('reads the scheme case-insensitively and needs a proof with DPoP', async () => {
@@ -180,6 +195,7 @@ describe('introspection that cannot decide (503, never cached)', () => {
       second.introspect = (_request, response) =>
         json(response, 200, { active: true, scope: 'b', exp: nowSeconds() + 60 });
       const v = new TokenVerifier({
+        opaqueTokenIssuer: issuer.client,
         issuers: [issuer.client, second.client],
         accept: ['introspection'],
         now: () => nowMs,
@@ -303,7 +319,10 @@ describe('cache and evictions', () => {
     await v.evictSubject('mallory');
     expect((await refusal(v.verify(older))).reason).toBe('inactive');
     await expect(v.verify(other)).resolves.toMatchObject({ subject: 'alice' });
-    nowMs += 2_000;
+    // An issuer whose clock runs ahead within the tolerance: still refused.
+    const ahead = await issuer.sign({ sub: 'mallory' }, { nowSeconds: nowSeconds() + 25 });
+    expect((await refusal(v.verify(ahead))).reason).toBe('inactive');
+    nowMs += 31_000; // past the tolerance: a token issued now is a new one
     const newer = await issuer.sign({ sub: 'mallory' }, { nowSeconds: nowSeconds() });
     await expect(v.verify(newer)).resolves.toMatchObject({ subject: 'mallory' });
   });
