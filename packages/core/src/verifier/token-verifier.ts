@@ -235,7 +235,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
         this.#introspector?.clientId,
       ]),
       'base64url',
-    ).slice(0, 22)}\n`;
+    ).slice(0, 16)}.`;
 
     const evictions = this.#cache.subscribe?.((eviction) => this.#evictedElsewhere(eviction));
     if (evictions !== undefined) this.#unsubscribe.push(evictions);
@@ -422,9 +422,9 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     return pending;
   }
 
-  /** The cache key of a token: SHA-256 of it (never the token), in this verifier's namespace. */
+  /** The cache key of a token: this verifier's namespace and the SHA-256 of the token (never the token). */
   #hashOf(token: string): string {
-    return oneShotHash('sha256', this.#namespace + token, 'base64url');
+    return this.#namespace + oneShotHash('sha256', token, 'base64url');
   }
 
   #ttlOf(entry: CachedVerification): number {
@@ -435,8 +435,11 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
   }
 
   async #decide(token: string, scheme: 'Bearer' | 'DPoP'): Promise<CachedVerification> {
-    const kind = classify(token);
-    if (kind === 'jws' && this.#accept.has('jwt')) return this.#verifyJwt(token, scheme);
+    const classified = classify(token);
+    const { kind } = classified;
+    if (classified.kind === 'jws' && this.#accept.has('jwt')) {
+      return this.#verifyJwt(token, classified.header, scheme);
+    }
     if (this.#accept.has('introspection')) return this.#introspect(token, kind, scheme);
     throw this.#fail({
       reason: 'malformed',
@@ -446,8 +449,11 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     });
   }
 
-  async #verifyJwt(token: string, scheme: AttemptScheme): Promise<CachedVerification> {
-    const header = decodeProtectedHeader(token);
+  async #verifyJwt(
+    token: string,
+    header: ReturnType<typeof decodeProtectedHeader>,
+    scheme: AttemptScheme,
+  ): Promise<CachedVerification> {
     // RFC 9068 §4 (and §5: this is what tells an access token from an ID Token).
     const typ =
       typeof header.typ === 'string' ? header.typ.toLowerCase().replace(/^application\//, '') : undefined;
@@ -819,16 +825,21 @@ function isVerificationCache(value: unknown): value is VerificationCache {
  * `jws` only when it has three segments and the first is a JSON object with a string `alg`: an
  * opaque token may hold dots (RFC 6749's example `Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU`).
  */
-function classify(token: string): 'jws' | 'jwe' | 'opaque' {
+function classify(token: string): Classified {
   const parts = token.split('.');
-  if (parts.length === 5) return isEncryptedJwt(token) ? 'jwe' : 'opaque';
-  if (parts.length !== 3 || !/^[A-Za-z0-9_-]+$/.test(parts[0]!)) return 'opaque';
+  if (parts.length === 5) return { kind: isEncryptedJwt(token) ? 'jwe' : 'opaque' };
+  if (parts.length !== 3 || !/^[A-Za-z0-9_-]+$/.test(parts[0]!)) return { kind: 'opaque' };
   try {
-    return typeof decodeProtectedHeader(token).alg === 'string' ? 'jws' : 'opaque';
+    const header = decodeProtectedHeader(token);
+    return typeof header.alg === 'string' ? { kind: 'jws', header } : { kind: 'opaque' };
   } catch {
-    return 'opaque';
+    return { kind: 'opaque' };
   }
 }
+
+/** What a token is, and its header when it is a JWS (decoded once). */
+type Classified =
+  { kind: 'jws'; header: ReturnType<typeof decodeProtectedHeader> } | { kind: 'jwe' | 'opaque' };
 
 /** What a challenge says of a failed JWT check (fixed texts: nothing of the token is echoed). */
 const JWT_DESCRIPTIONS: Record<string, string> = {
@@ -881,12 +892,13 @@ function activeEntry(kind: 'jwt' | 'introspection', issuer: string, claims: JWTP
   const token: Omit<VerifiedToken, 'scheme'> = {
     kind,
     issuer,
-    claims: deepFreeze(structuredClone(claims)) as Readonly<Record<string, unknown>>,
+    // The payload is ours alone (jose, or the zod parse of introspection, made it just now).
+    claims: deepFreeze(claims) as Readonly<Record<string, unknown>>,
     scopes: Object.freeze(scopesOf(claims)),
     ...(typeof claims.sub === 'string' ? { subject: claims.sub } : {}),
     ...(typeof claims.client_id === 'string' ? { clientId: claims.client_id } : {}),
     ...(typeof claims.exp === 'number' ? { expiresAt: claims.exp } : {}),
-    ...(typeof cnf === 'object' && cnf !== null ? { cnf: deepFreeze(structuredClone(cnf)) } : {}),
+    ...(typeof cnf === 'object' && cnf !== null ? { cnf } : {}),
   };
   return Object.freeze({ status: 'active', token: Object.freeze(token) });
 }
