@@ -6,10 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { JWK, JWTPayload } from 'jose';
 import { expect } from '@jest/globals';
-import { Client, TokenVerificationError, TokenVerifier } from '@tessera/core';
+import { Client, TokenVerificationError, TokenVerifier, accessTokenHash } from '@tessera/core';
 import type { ClientOptions, TokenVerifierOptions } from '@tessera/core';
 import { json, startFakeServer } from '../support/fake-server.js';
 import type { FakeServer, RecordedRequest } from '../support/fake-server.js';
@@ -139,4 +139,26 @@ export async function refusal(promise: Promise<unknown>): Promise<TokenVerificat
   );
   expect(error).toBeInstanceOf(TokenVerificationError);
   return error as TokenVerificationError;
+}
+
+/** A client's DPoP key: its public JWK, its RFC 7638 thumbprint (a token's `cnf.jkt`), and proofs. */
+export interface DPoPKey {
+  jwk: JWK;
+  jkt: string;
+  /** A proof for GET `htu` presenting `token`, made at `iat` (epoch seconds, default now). */
+  proof(token: string, htu: string, iat?: number): Promise<string>;
+}
+
+export async function dpopKey(): Promise<DPoPKey> {
+  const keys = await generateKeyPair('ES256', { extractable: true });
+  const { kty, crv, x, y } = await exportJWK(keys.publicKey);
+  const jwk = { kty, crv, x, y } as JWK;
+  return {
+    jwk,
+    jkt: await calculateJwkThumbprint(jwk),
+    proof: (token, htu, iat = Math.floor(Date.now() / 1000)) =>
+      new SignJWT({ htm: 'GET', htu, iat, jti: randomUUID(), ath: accessTokenHash(token) })
+        .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk })
+        .sign(keys.privateKey),
+  };
 }

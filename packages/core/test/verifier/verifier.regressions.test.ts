@@ -14,7 +14,7 @@ import {
 } from '@tessera/core';
 import type { CachedVerification, VerificationCache } from '@tessera/core';
 import { json, raw } from '../support/fake-server.js';
-import { AUDIENCE, refusal, signingKey, startIssuer, verifierOf } from './issuer-fixture.js';
+import { AUDIENCE, dpopKey, refusal, signingKey, startIssuer, verifierOf } from './issuer-fixture.js';
 import type { Issuer } from './issuer-fixture.js';
 
 let nowMs = 1_700_000_000_000;
@@ -120,22 +120,10 @@ describe('what answers say', () => {
   });
 
   it('answers a replay store that is down with 503 (fail closed)', async () => {
-    const { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } = await import('jose');
-    const { accessTokenHash } = await import('@tessera/core');
-    const keys = await generateKeyPair('ES256', { extractable: true });
-    const { kty, crv, x, y } = await exportJWK(keys.publicKey);
-    const jwk = { kty, crv, x, y };
-    const token = await sign({ cnf: { jkt: await calculateJwkThumbprint(jwk) } });
+    const key = await dpopKey();
+    const token = await sign({ cnf: { jkt: key.jkt } });
     const url = 'https://rs.example.com/x';
-    const dpopProof = await new SignJWT({
-      htm: 'GET',
-      htu: url,
-      iat: nowSeconds(),
-      jti: 'j1',
-      ath: accessTokenHash(token),
-    })
-      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk })
-      .sign(keys.privateKey);
+    const dpopProof = await key.proof(token, url, nowSeconds());
     const cache = new MemoryVerificationCache();
     (cache as VerificationCache).markUsed = () => Promise.reject(new Error('redis down'));
     const error = await refusal(verifier({ cache }).verify(token, { method: 'GET', url, dpopProof }));
@@ -194,25 +182,9 @@ describe('the URL of a DPoP proof, from Host', () => {
   afterAll(() => new Promise((resolve) => server.close(resolve)));
 
   it('is refused for a Host that is not the resource’s (a proof for another resource, replayed here)', async () => {
-    const { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } = await import('jose');
-    const { accessTokenHash } = await import('@tessera/core');
-    const keys = await generateKeyPair('ES256', { extractable: true });
-    const { kty, crv, x, y } = await exportJWK(keys.publicKey);
-    const jwk = { kty, crv, x, y };
-    const token = await issuer.sign({
-      aud: [AUDIENCE, 'https://other-rs.example'],
-      cnf: { jkt: await calculateJwkThumbprint(jwk) },
-    });
-    const proofFor = (htu: string) =>
-      new SignJWT({
-        htm: 'GET',
-        htu,
-        iat: Math.floor(Date.now() / 1000),
-        jti: crypto.randomUUID(),
-        ath: accessTokenHash(token),
-      })
-        .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk })
-        .sign(keys.privateKey);
+    const key = await dpopKey();
+    const token = await issuer.sign({ aud: [AUDIENCE, 'https://other-rs.example'], cnf: { jkt: key.jkt } });
+    const proofFor = (htu: string) => key.proof(token, htu);
     const { request } = await import('node:http');
     const send = (host: string, proof: string) =>
       new Promise<number>((resolve, reject) => {

@@ -269,7 +269,9 @@ describe('cache and evictions', () => {
     };
     await verifier({ cache }).verify('opaque-hashed');
     expect(seen.length).toBeGreaterThan(0);
-    expect(seen.every((hash) => /^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/.test(hash) && !hash.includes('opaque'))).toBe(true);
+    expect(
+      seen.every((hash) => /^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/.test(hash) && !hash.includes('opaque')),
+    ).toBe(true);
   });
 
   it('answers 503 when the cache fails or hangs, and not for a cache that cannot store', async () => {
