@@ -13,6 +13,7 @@ import { ConfigurationError, TesseraError, TokenStoreError, TokenVerificationErr
 import type { VerificationFailureReason } from '../errors.js';
 import type { TokenVerifierEvents } from '../events.js';
 import { CLIENT_INTERNALS } from '../internal/client-internals.js';
+import { withDeadline } from '../internal/deadline.js';
 import { deepFreeze } from '../internal/freeze.js';
 import { fetchKeySet } from '../internal/jwks.js';
 import { isEncryptedJwt, unverifiedClaims, verifyJwt } from '../internal/jwt.js';
@@ -50,6 +51,8 @@ const JWT_ALGORITHMS = [
   'ES512',
   'EdDSA',
 ];
+/** The longest `introspectionBearer` may take to hand over its token. */
+const BEARER_DEADLINE_MS = 10_000;
 /** The longest a JWKS fetch (with its retries) may take. */
 const JWKS_DEADLINE_MS = 5000;
 /** A longer token is refused before it is hashed or parsed (no real one comes near it). */
@@ -556,7 +559,15 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     }
     let response: IntrospectionResponse;
     try {
-      const bearer = this.#introspectionBearer === undefined ? undefined : await this.#introspectionBearer();
+      // The caller's function is bounded too: a verification never hangs on it.
+      const bearer =
+        this.#introspectionBearer === undefined
+          ? undefined
+          : await withDeadline(
+              Promise.resolve().then(this.#introspectionBearer),
+              BEARER_DEADLINE_MS,
+              () => new Error(`introspectionBearer did not answer within ${BEARER_DEADLINE_MS} ms`),
+            );
       response = await client.tokenIntrospection(
         token,
         { token_type_hint: 'access_token' },
@@ -780,28 +791,18 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
   /** A cache call bounded by `timeoutMs`; its failure is a `TokenStoreError`. */
   async #bounded<T>(value: T | Promise<T>, operation: 'get' | 'set' | 'delete'): Promise<T> {
     if (!isPromise(value)) return value;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
+      return await withDeadline(
         value,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new TokenStoreError(
-                  operation,
-                  `the verification cache did not answer within ${this.#cacheTimeoutMs} ms`,
-                ),
-              ),
-            this.#cacheTimeoutMs,
-          );
-          timer.unref();
-        }),
-      ]);
+        this.#cacheTimeoutMs,
+        () =>
+          new TokenStoreError(
+            operation,
+            `the verification cache did not answer within ${this.#cacheTimeoutMs} ms`,
+          ),
+      );
     } catch (error) {
       throw TokenStoreError.from(operation, error, { store: 'verification cache' });
-    } finally {
-      clearTimeout(timer);
     }
   }
 

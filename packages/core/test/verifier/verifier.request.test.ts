@@ -3,7 +3,7 @@
  * RFC 9449 §7.1, RFC 9728 §5.1), introspection that fails (503, never cached), the cache and its
  * evictions, and secrets kept out of every error and event.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { inspect } from 'node:util';
 import {
   MemoryTokenStore,
@@ -209,6 +209,22 @@ describe('introspection that cannot decide (503, never cached)', () => {
       expect([issuer.introspectionRequests(), second.introspectionRequests()]).toEqual([1, 1]);
     } finally {
       await second.close();
+    }
+  });
+
+  it('authenticates introspection with introspectionBearer, and never hangs on it', async () => {
+    await verifier({ introspectionBearer: () => 'rs-bearer-token' }).verify('opaque-bearer');
+    expect(issuer.server.requestsTo('/introspect').at(-1)!.headers.authorization).toBe(
+      'Bearer rs-bearer-token',
+    );
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate'] });
+    try {
+      const hanging = verifier({ introspectionBearer: () => new Promise<string>(() => undefined) });
+      const outcome = refusal(hanging.verify('opaque-hanging'));
+      await jest.advanceTimersByTimeAsync(10_001);
+      expect((await outcome).reason).toBe('unavailable');
+    } finally {
+      jest.useRealTimers();
     }
   });
 
