@@ -1,4 +1,6 @@
 import { CLIENT_INTERNALS, type ClientInternals } from './internal/client-internals.js';
+import { tokenInfoListing } from './token-info.js';
+import type { TokenInfoListing, TokenInfoOptions } from './token-info.js';
 import type { JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { wellKnownUrls } from './discovery.js';
@@ -25,6 +27,7 @@ import {
   deviceAuthorizationResponseSchema,
   introspectionResponseSchema,
   parseWith,
+  tokenInfoResponseSchema,
   serverMetadataSchema,
   tokenResponseSchema,
 } from './internal/schemas.js';
@@ -90,7 +93,11 @@ const SECRET_FIELDS: readonly string[] = [
   'user_code',
   'password',
   'code_verifier',
+  'access_token',
 ];
+
+/** OA4MP's admin token listing grant (RFC 6749 §4.5 extension grant). */
+const TOKEN_INFO = 'urn:oa4mp:params:oauth:grant-type:token-info';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_INTROSPECTION_TYPE = 'application/token-introspection+jwt';
@@ -428,6 +435,64 @@ export class Client {
     // RFC 7662 §2.2: nothing but `active` may be read from an inactive response.
     if (!result.active) return Object.freeze({ active: false });
     return Object.freeze(result) as IntrospectionResponse;
+  }
+
+  /**
+   * OA4MP's admin token listing: every token the user holding `token` has, by client and
+   * transaction (the `urn:oa4mp:params:oauth:grant-type:token-info` extension grant at the token
+   * endpoint, with the client's Basic credentials: an admin client with the `list_users`
+   * permission). The listing holds live credentials; its `util.inspect` and JSON output show
+   * `[redacted]` for token values. Never retried after a 500 (OA4MP's answers to a bad token).
+   *
+   * @param token - exactly one of `access_token` and `refresh_token`: a valid token of the user.
+   * @throws ConfigurationError `INVALID_CONFIGURATION` without exactly one token, or for a client
+   *   that does not use `client_secret_basic`; `UNSUPPORTED` without a token endpoint.
+   * @throws OAuthError the server's error, as JSON or in OA4MP's `error="..."` line format.
+   * @throws ResponseError a listing of the wrong shape (the failing field named). TransportError.
+   * @example
+   * ```ts
+   * const listing = await admin.tokenInfo({ access_token: usersToken });
+   * for (const { clientId, transactions } of listing.clients) console.log(clientId, transactions.length);
+   * ```
+   */
+  async tokenInfo(
+    token: { access_token: string } | { refresh_token: string },
+    options: TokenInfoOptions = {},
+  ): Promise<TokenInfoListing> {
+    const given = (['access_token', 'refresh_token'] as const).filter(
+      (name) => (token as Record<string, unknown> | null)?.[name] !== undefined,
+    );
+    const value = given.length === 1 ? (token as Record<string, unknown>)[given[0]!] : undefined;
+    if (given.length !== 1 || typeof value !== 'string' || value === '') {
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        'tokenInfo needs exactly one of access_token and refresh_token, a non-empty string',
+      );
+    }
+    if (this.#auth.method !== 'client_secret_basic') {
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        `tokenInfo authenticates with the admin client's Basic credentials: the client must use client_secret_basic, not ${this.#auth.method}`,
+      );
+    }
+    if (options.method !== undefined && options.method !== 'POST' && options.method !== 'GET') {
+      throw new ConfigurationError(
+        'INVALID_CONFIGURATION',
+        "tokenInfo option method must be 'POST' or 'GET'",
+      );
+    }
+    const form = new URLSearchParams({ grant_type: TOKEN_INFO, [given[0]!]: value });
+    return this.#redacting(async (secrets) => {
+      const { response, context } = await this.#post('token_endpoint', form, {
+        policy: 'unprocessed', // a 500 here is OA4MP refusing the token: asking again changes nothing
+        signal: options.signal,
+        secrets,
+        method: options.method ?? 'POST',
+      });
+      if (response.status !== 200) throw errorFromResponse(response, context);
+      const body = jsonObject(response, context, 'clients');
+      return tokenInfoListing(parseWith(tokenInfoResponseSchema, body, { ...context, status: 200 }));
+    });
   }
 
   /**
@@ -802,6 +867,8 @@ export class Client {
       accept?: string;
       dpop?: DPoPHandle | undefined;
       secrets: CallSecrets;
+      /** `GET` puts the form in the query instead (OA4MP's token-info grant allows it). */
+      method?: 'GET' | 'POST';
     },
   ): Promise<{ response: HttpResponse; context: ResponseContext }> {
     const url = this.#endpoint(name);
@@ -825,7 +892,14 @@ export class Client {
           const body = new URLSearchParams(form);
           if (options.bearer === undefined) await auth.apply(url, headers, body, attemptReading);
           else headers.authorization = `Bearer ${options.bearer}`;
-          if (dpop !== undefined) headers.dpop = await dpop.proof('POST', url);
+          if (dpop !== undefined) headers.dpop = await dpop.proof(options.method ?? 'POST', url);
+          if (options.method === 'GET') {
+            delete headers['content-type'];
+            const query = body.toString();
+            // The query holds what a form would: recorded as a body, so its secrets are redacted.
+            secrets.sent({ headers, body: query });
+            return { method: 'GET', url: `${url}${url.includes('?') ? '&' : '?'}${query}`, headers };
+          }
           const request: HttpRequest = { method: 'POST', url, headers, body: body.toString() };
           secrets.sent(request);
           return request;

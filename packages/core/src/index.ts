@@ -12,6 +12,13 @@ export type { TokenGrant, TokenHandle, TokenManagerOptions } from './token-manag
 export { attachTokenManager } from './axios-integration.js';
 export { isTokenRejection } from './resource-request.js';
 export { freezeTokenSet, tokenSetFromResponse } from './token-set.js';
+export type {
+  TokenInfoClient,
+  TokenInfoListing,
+  TokenInfoOptions,
+  TokenInfoToken,
+  TokenInfoTransaction,
+} from './token-info.js';
 export type { TokenSet } from './token-set.js';
 export type { StoreLock, TokenStore, VersionedTokenSet } from './token-store.js';
 export { MemoryTokenStore } from './memory-token-store.js';

@@ -130,6 +130,8 @@ export function errorFromResponse(response: HttpResponse, context: ResponseConte
       );
     }
   }
+  const lines = lineFormatError(response.body);
+  if (lines !== undefined) return oauthError(lines, response, context);
   const reason = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
   return new ResponseError(
     'HTTP_ERROR',
@@ -192,4 +194,26 @@ function bodyText(response: HttpResponse, context: ResponseContext): string {
   const redacted = redactor.redact(response.body.subarray(0, windowBytes).toString('utf8'));
   const cut = redacted.length > MAX_BODY_IN_ERROR || response.body.length > windowBytes;
   return cut ? `${redacted.slice(0, MAX_BODY_IN_ERROR)}…` : redacted;
+}
+
+/**
+ * OA4MP's non-JSON error body: `error="server_error"` and `error_description="<URL-encoded>"`, one
+ * per line (its token-info grant answers most failures so, with HTTP 500).
+ */
+function lineFormatError(body: Buffer): { error: string; error_description?: string } | undefined {
+  if (body.length === 0 || body.length > 65_536) return undefined;
+  const text = body.toString('utf8');
+  const value = (name: string): string | undefined => {
+    const match = new RegExp(`^\\s*${name}="([^"\\r\\n]*)"\\s*$`, 'm').exec(text);
+    if (match === null) return undefined;
+    try {
+      return decodeURIComponent(match[1]!.replace(/\+/g, ' '));
+    } catch {
+      return match[1];
+    }
+  };
+  const error = value('error');
+  if (error === undefined || error === '') return undefined;
+  const description = value('error_description');
+  return description === undefined ? { error } : { error, error_description: description };
 }

@@ -112,6 +112,43 @@ export const backchannelAuthenticationResponseSchema = z.looseObject({
   interval: numeric.optional(),
 });
 
+/** One token of an OA4MP token-info listing; `lifetime` and `issued_at` in milliseconds. */
+const tokenInfoTokenSchema = z.looseObject({
+  is_valid: z.boolean(required('a boolean')),
+  lifetime: z.number(required('a number')).nonnegative(),
+  issued_at: z.number(required('a number')).nonnegative(),
+  jti: z.string(required('a string')),
+  token: z.string(required('a string')),
+});
+
+/** The OA4MP token-info grant's answer (`urn:oa4mp:params:oauth:grant-type:token-info`). */
+export const tokenInfoResponseSchema = z.looseObject({
+  user_uid: z.string(required('a string')),
+  clients: z.array(
+    z.looseObject({
+      client_id: z.string(required('a string')),
+      transactions: z
+        .array(
+          z.looseObject({
+            code: z.string(required('a string')),
+            tokens: z
+              .array(
+                z.looseObject({
+                  access_token: tokenInfoTokenSchema.optional(),
+                  refresh_token: tokenInfoTokenSchema.optional(),
+                }),
+                required('an array'),
+              )
+              .default([]),
+          }),
+          required('an array'),
+        )
+        .default([]),
+    }),
+    required('an array'),
+  ),
+});
+
 /** RFC 6749 §5.2 error body. Only `error` decides; malformed optional members are dropped. */
 export const oauthErrorSchema = z.looseObject({
   error: z.string().min(1),
