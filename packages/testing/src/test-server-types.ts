@@ -96,6 +96,12 @@ export interface TestClients {
   readonly jwtIntrospection: TestClient;
   /** A public client (`none`): sends only its `client_id`. */
   readonly public: TestClient;
+  /**
+   * An admin client (`client_secret_basic`) allowed OA4MP's token-info grant
+   * (`urn:oa4mp:params:oauth:grant-type:token-info`): `client.tokenInfo({ access_token })` lists
+   * every token the server holds for that token's user, across clients.
+   */
+  readonly admin: TestClient;
 }
 
 /** The name of one of the {@link TestClients}. */

@@ -10,6 +10,8 @@ import { API_SCOPES, buildProviderConfiguration, ROUTES, SCOPES } from './intern
 import { generateServerSigningKeys } from './internal/signing-keys.js';
 import { DEFAULT_ACCOUNT_ID } from './internal/test-account.js';
 import { createTestClients } from './internal/test-clients.js';
+import type { MemoryAdapterFactory } from './internal/memory-adapter.js';
+import { registerTokenInfoGrant } from './internal/token-info-grant.js';
 import type {
   TestClient,
   TestClientName,
@@ -186,19 +188,23 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   try {
     const address = await listen(server, resolved.port);
     issuer = `http://127.0.0.1:${address.port}`;
-    provider = new Provider(
-      issuer,
-      buildProviderConfiguration({
-        errors,
-        jwks,
-        clients: registrations,
-        apiResource: API_RESOURCE,
-        accessTokenTtlSeconds: resolved.accessTokenTtlSeconds,
-        refreshTokenTtlSeconds: resolved.refreshTokenTtlSeconds,
-        accessTokenFormat: resolved.accessTokenFormat,
-        rotateRefreshTokens: resolved.rotateRefreshTokens,
-        requireDPoPNonce: resolved.requireDPoPNonce,
-      }),
+    const configuration = buildProviderConfiguration({
+      errors,
+      jwks,
+      clients: registrations,
+      apiResource: API_RESOURCE,
+      accessTokenTtlSeconds: resolved.accessTokenTtlSeconds,
+      refreshTokenTtlSeconds: resolved.refreshTokenTtlSeconds,
+      accessTokenFormat: resolved.accessTokenFormat,
+      rotateRefreshTokens: resolved.rotateRefreshTokens,
+      requireDPoPNonce: resolved.requireDPoPNonce,
+    });
+    provider = new Provider(issuer, configuration);
+    registerTokenInfoGrant(
+      provider,
+      configuration.adapter as MemoryAdapterFactory,
+      errors,
+      clients.admin.client_id,
     );
     provider.use(stats.middleware);
     if (resolved.pollIntervalSeconds !== undefined) {

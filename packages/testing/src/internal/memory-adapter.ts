@@ -36,10 +36,16 @@ export type AdapterSeed = Record<string, Record<string, AdapterPayload>>;
  * eviction, so no token disappears under load. Expired entries are dropped when read and swept every
  * {@link SWEEP_EVERY_WRITES} writes. Payloads are copied in and out, as a real store would.
  */
+/** The adapter factory, and a look at what it holds (for the test server's own grants). */
+export type MemoryAdapterFactory = AdapterFactory & {
+  /** The unexpired payloads of `model`, copied. */
+  live(model: string): AdapterPayload[];
+};
+
 export function createMemoryAdapterFactory(
   clockToleranceSeconds: number,
   seed: AdapterSeed = {},
-): AdapterFactory {
+): MemoryAdapterFactory {
   const entries = new Map<string, Entry>();
   for (const [model, payloads] of Object.entries(seed)) {
     for (const [id, payload] of Object.entries(payloads)) {
@@ -82,7 +88,14 @@ export function createMemoryAdapterFactory(
     return copy(entry.payload);
   }
 
-  return (model: string): Adapter => {
+  const live = (model: string): AdapterPayload[] => {
+    const found: AdapterPayload[] = [];
+    for (const [key, entry] of entries) {
+      if (key.startsWith(`${model}:`) && !isExpired(entry)) found.push(copy(entry.payload));
+    }
+    return found;
+  };
+  const factory = (model: string): Adapter => {
     const keyFor = (id: string): string => `${model}:${id}`;
 
     return {
@@ -123,4 +136,5 @@ export function createMemoryAdapterFactory(
       },
     };
   };
+  return Object.assign(factory, { live });
 }

@@ -13,6 +13,9 @@ export const TEST_CLIENT_GRANT_TYPES = [
   'urn:openid:params:grant-type:ciba',
 ] as const;
 
+/** OA4MP's admin token listing grant, which only the `admin` client may use. */
+export const TOKEN_INFO_GRANT_TYPE = 'urn:oa4mp:params:oauth:grant-type:token-info';
+
 /** The redirect URI registered for every test client (authorization code flow). */
 export const TEST_CLIENT_REDIRECT_URI = 'http://127.0.0.1/callback';
 
@@ -81,13 +84,18 @@ export async function createTestClients(): Promise<TestClientSetup> {
       client_id: 'public-client',
       token_endpoint_auth_method: 'none',
     }),
+    admin: Object.freeze({
+      client_id: 'admin-client',
+      client_secret: randomSecret(),
+      token_endpoint_auth_method: 'client_secret_basic',
+    }),
   } satisfies TestClients);
 
   const registrations = Object.values(clients).map((client: TestClient): ClientMetadata => {
     const { privateJwk: clientPrivateJwk, ...metadata } = client;
     return {
       ...metadata,
-      grant_types: [...TEST_CLIENT_GRANT_TYPES],
+      grant_types: [...TEST_CLIENT_GRANT_TYPES, ...(client === clients.admin ? [TOKEN_INFO_GRANT_TYPE] : [])],
       response_types: ['code'],
       redirect_uris: [TEST_CLIENT_REDIRECT_URI],
       backchannel_token_delivery_mode: 'poll',
