@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { integerFromEnv, namesFromEnv } from './env.js';
 import type { BenchConfig, Suite, SuiteContext, TargetCheck } from './suite.js';
+import { cliStartupSuite } from './suites/cli-startup.js';
 import { clientRoundtripSuite } from './suites/client-roundtrip.js';
 import { fileStoreSuite } from './suites/file-store.js';
 import { redisStoreSuite } from './suites/redis-store.js';
@@ -29,6 +30,7 @@ export const SUITES: readonly Suite[] = [
   redisStoreSuite,
   fileStoreSuite,
   verifierSuite,
+  cliStartupSuite,
 ];
 
 /** The run's settings from `BENCH_*` environment variables. */
