@@ -257,19 +257,24 @@ describe('exit codes and the secret', () => {
   });
 });
 
+/** `--issuer`, `--client-id` and `--client-secret-file` of the test server's admin client. */
+async function adminArgs(): Promise<string[]> {
+  const file = join(directory, 'admin-secret');
+  await writeFile(file, server.clients.admin.client_secret!, { mode: 0o600 });
+  return [
+    '--issuer',
+    server.issuer,
+    '--client-id',
+    server.clients.admin.client_id,
+    '--client-secret-file',
+    file,
+  ];
+}
+
 describe('tessera tokens list', () => {
   it("lists the user's tokens with the admin client, values [redacted] in --json unless --show-tokens", async () => {
     const user = await server.issueUserTokens('basic', { accountId: 'frank' });
-    const adminSecret = join(directory, 'admin-secret');
-    await writeFile(adminSecret, server.clients.admin.client_secret!, { mode: 0o600 });
-    const admin = [
-      '--issuer',
-      server.issuer,
-      '--client-id',
-      server.clients.admin.client_id,
-      '--client-secret-file',
-      adminSecret,
-    ];
+    const admin = await adminArgs();
     const json = await tessera(['tokens', 'list', '--token', user.access_token, '--json', ...admin]);
     expect(json.code).toBe(0);
     expect(json.stdout.trim().split('\n')).toHaveLength(1);
@@ -306,16 +311,7 @@ describe('tessera tokens list', () => {
 
   it('fails with the server error for a revoked token, and needs --token', async () => {
     const user = await server.issueUserTokens('basic', { accountId: 'gina' });
-    const adminSecret = join(directory, 'admin-secret-2');
-    await writeFile(adminSecret, server.clients.admin.client_secret!, { mode: 0o600 });
-    const admin = [
-      '--issuer',
-      server.issuer,
-      '--client-id',
-      server.clients.admin.client_id,
-      '--client-secret-file',
-      adminSecret,
-    ];
+    const admin = await adminArgs();
     await tessera(['revoke', user.access_token, ...basic]);
     const failed = await tessera(['tokens', 'list', '--token', user.access_token, ...admin]);
     expect(failed.code).toBe(1);

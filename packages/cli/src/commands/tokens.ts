@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import type { TokenInfoListing } from '@tessera/core';
 import { connect, type ConnectionOptions } from '../connection.js';
 import type { CommandContext } from '../io.js';
 import { writeJsonLine } from '../output.js';
@@ -34,7 +33,8 @@ export function tokensCommand(context: CommandContext): Command {
       );
       if (options.json === true) {
         // The listing's own JSON shows [redacted] for token values; --show-tokens asks for them.
-        writeJsonLine(context.io, options.showTokens === true ? plain(listing) : listing);
+        // A structured clone is plain data: without the listing's redacting toJSON.
+        writeJsonLine(context.io, options.showTokens === true ? structuredClone(listing) : listing);
         return;
       }
       const rows = listing.clients.flatMap((client) =>
@@ -69,18 +69,4 @@ export function tokensCommand(context: CommandContext): Command {
       }
     });
   return new Command('tokens').description("a user's tokens at the server (OA4MP)").addCommand(list);
-}
-
-/** The listing with its token values, as plain data. */
-function plain(listing: TokenInfoListing): object {
-  return {
-    userUid: listing.userUid,
-    clients: listing.clients.map((client) => ({
-      clientId: client.clientId,
-      transactions: client.transactions.map((transaction) => ({
-        code: transaction.code,
-        tokens: transaction.tokens.map((token) => ({ ...token })),
-      })),
-    })),
-  };
 }
