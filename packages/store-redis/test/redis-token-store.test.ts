@@ -191,6 +191,10 @@ describe('the change feed on a Cluster', () => {
     let admin: Redis | undefined;
     try {
       await untilSeen(writer, seen, 'before');
+      // The writer connects to the node holding 'after' now: once that node refuses new connections
+      // (if it is the feed's), a first connection to it would fail with MOVED loops, not the feed.
+      await untilSeen(writer, seen, 'after');
+      seen.delete('after');
       const node = await pubSubNode();
       expect(node).toBeDefined();
       const [host, port] = node!.split(':');
