@@ -42,6 +42,8 @@ export interface Issuer {
   introspect: (request: RecordedRequest, response: http.ServerResponse) => void;
   jwksRequests(): number;
   introspectionRequests(): number;
+  /** Forgets the recorded requests and puts the default JWKS and introspection answers back. */
+  reset(): void;
   /** An RFC 9068 access token signed with `key` (default the first), with claims overridable. */
   sign(claims?: Partial<JWTPayload> & Record<string, unknown>, options?: SignOptions): Promise<string>;
   close(): Promise<void>;
@@ -75,15 +77,22 @@ export async function startIssuer(
     { client_id: 'rs', client_secret: 'rs-secret', token_endpoint_auth_method: 'client_secret_basic' },
     { retry: { retries: 0 }, timeoutMs: 2000, ...options.clientOptions },
   );
+  const defaultJwks = (_request: RecordedRequest, response: http.ServerResponse) =>
+    json(response, 200, { keys: state.keys.map((key) => key.publicJwk) });
+  const defaultIntrospect = (_request: RecordedRequest, response: http.ServerResponse) =>
+    json(response, 200, { active: false });
   Object.assign(state, {
     server,
     issuer,
     client,
     keys,
-    jwks: (_request: RecordedRequest, response: http.ServerResponse) =>
-      json(response, 200, { keys: state.keys.map((key) => key.publicJwk) }),
-    introspect: (_request: RecordedRequest, response: http.ServerResponse) =>
-      json(response, 200, { active: false }),
+    jwks: defaultJwks,
+    introspect: defaultIntrospect,
+    reset() {
+      server.requests.length = 0;
+      state.jwks = defaultJwks;
+      state.introspect = defaultIntrospect;
+    },
     jwksRequests: () => server.requestsTo('/jwks').length,
     introspectionRequests: () => server.requestsTo('/introspect').length,
     async sign(claims: Record<string, unknown> = {}, signOptions: SignOptions = {}) {

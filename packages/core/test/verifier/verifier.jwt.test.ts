@@ -21,9 +21,7 @@ beforeAll(async () => {
 afterAll(() => issuer.close());
 beforeEach(() => {
   nowMs = START_MS;
-  issuer.server.requests.length = 0;
-  issuer.jwks = (_request, response) =>
-    json(response, 200, { keys: issuer.keys.map((key) => key.publicJwk) });
+  issuer.reset();
 });
 
 const verifier = (options: Partial<TokenVerifierOptions> = {}) => verifierOf(issuer, () => nowMs, options);

@@ -13,7 +13,7 @@ import {
   requireToken,
 } from '@tessera/core';
 import type { CachedVerification, VerificationCache } from '@tessera/core';
-import { json, raw } from '../support/fake-server.js';
+import { raw } from '../support/fake-server.js';
 import { AUDIENCE, dpopKey, refusal, signingKey, startIssuer, verifierOf } from './issuer-fixture.js';
 import type { Issuer } from './issuer-fixture.js';
 
@@ -26,10 +26,7 @@ beforeAll(async () => {
 afterAll(() => issuer.close());
 beforeEach(() => {
   nowMs = 1_700_000_000_000;
-  issuer.server.requests.length = 0;
-  issuer.introspect = (_request, response) => json(response, 200, { active: false });
-  issuer.jwks = (_request, response) =>
-    json(response, 200, { keys: issuer.keys.map((key) => key.publicJwk) });
+  issuer.reset();
 });
 const verifier = (options: Parameters<typeof verifierOf>[2] = {}) => verifierOf(issuer, () => nowMs, options);
 const sign = (claims: Record<string, unknown> = {}) => issuer.sign(claims, { nowSeconds: nowSeconds() });

@@ -29,7 +29,7 @@ beforeAll(async () => {
 afterAll(() => issuer.close());
 beforeEach(() => {
   nowMs = 1_700_000_000_000;
-  issuer.server.requests.length = 0;
+  issuer.reset();
   issuer.introspect = (_request, response) =>
     json(response, 200, {
       active: true,
