@@ -177,6 +177,8 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     const cache = options.cache;
     const settings: VerificationCacheSettings =
       cache === false || cache === undefined || isVerificationCache(cache) ? {} : cache;
+    // A cache given as such, or as `store`, must have every method the verifier calls.
+    if (isVerificationCache(cache)) assertVerificationCache(cache);
     if (settings.store !== undefined) assertVerificationCache(settings.store);
     this.#maxTtlSeconds = settings.maxTtlSeconds ?? 300;
     this.#negativeTtlSeconds = settings.negativeTtlSeconds ?? 10;

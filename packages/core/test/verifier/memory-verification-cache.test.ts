@@ -78,5 +78,11 @@ describe('MemoryVerificationCache', () => {
     );
     const cache = Object.assign(new MemoryVerificationCache(), { maxEntries: 'not a number' });
     expect(() => new TokenVerifier({ client, audience: AUDIENCE, cache })).not.toThrow();
+    // a partial cache is a ConfigurationError naming what it lacks, not a TypeError later
+    const partial = { get: () => undefined } as never;
+    expect(() => new TokenVerifier({ client, audience: AUDIENCE, cache: partial })).toThrow(/missing set/);
+    expect(() => new TokenVerifier({ client, audience: AUDIENCE, cache: { store: partial } })).toThrow(
+      ConfigurationError,
+    );
   });
 });
