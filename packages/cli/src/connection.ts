@@ -1,6 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import type { Client, ClientAuthMethod, ClientMetadata } from '@tessera/core';
+import { resolve } from 'node:path';
+import type { Client, ClientMetadata } from '@tessera/core';
+import type { AUTH_METHODS } from './auth-methods.js';
 import { UsageError } from './exit-codes.js';
+import type { Profile } from './state.js';
 import type { CommandContext, Io } from './io.js';
 
 /** The connection flags every command takes (commander's camelCase option names). */
@@ -9,17 +12,11 @@ export interface ConnectionOptions {
   clientId?: string;
   clientSecretFile?: string;
   clientSecretStdin?: boolean;
-  authMethod?: ClientAuthMethod;
+  authMethod?: (typeof AUTH_METHODS)[number];
+  /** A saved profile: its settings fill in the flags not given. */
+  profile?: string;
   json?: boolean;
 }
-
-/** The methods `--auth-method` accepts: those that need nothing but a client id and a secret. */
-export const AUTH_METHODS: readonly ClientAuthMethod[] = [
-  'client_secret_basic',
-  'client_secret_post',
-  'client_secret_jwt',
-  'none',
-];
 
 /** The environment variable a secret may come from. */
 export const SECRET_ENV = 'TESSERA_CLIENT_SECRET';
@@ -66,6 +63,59 @@ export async function readClientSecret(options: ConnectionOptions, io: Io): Prom
   return secret;
 }
 
+/**
+ * The flags, with the settings of `--profile` (when given) filling in those left out. A secret
+ * file saved in the profile is used only when no other secret source is given.
+ *
+ * @param options.allowNew - a profile not saved yet is fine (`login` saves it); otherwise an error.
+ * @throws UsageError for a bad profile name, or an unknown profile without `allowNew`.
+ */
+export async function resolveConnection(
+  options: ConnectionOptions,
+  env: NodeJS.ProcessEnv,
+  { allowNew = false }: { allowNew?: boolean } = {},
+): Promise<ConnectionOptions> {
+  if (options.profile === undefined) return options;
+  // Loaded here, not at startup: only commands that use a profile read the config.
+  const { checkProfileName, loadProfile } = await import('./state.js');
+  const profile = await loadProfile(env, checkProfileName(options.profile));
+  if (profile === undefined) {
+    if (allowNew) return options;
+    throw new UsageError(
+      `there is no profile ${JSON.stringify(options.profile)}: create it with \`tessera login --device --profile ${options.profile} --issuer <url> --client-id <id>\``,
+    );
+  }
+  const otherSecretSource =
+    options.clientSecretFile !== undefined ||
+    options.clientSecretStdin === true ||
+    env[SECRET_ENV] !== undefined;
+  return {
+    ...options,
+    issuer: options.issuer ?? profile.issuer,
+    clientId: options.clientId ?? profile.client_id,
+    authMethod: options.authMethod ?? profile.auth_method,
+    clientSecretFile: otherSecretSource ? options.clientSecretFile : profile.client_secret_file,
+  };
+}
+
+/** A profile's record of these options: the secret file's absolute path, never the secret. */
+export function profileOf(options: ConnectionOptions, scope: string | undefined): Profile {
+  return {
+    issuer: requireIssuer(options),
+    client_id: requireClientId(options),
+    ...(options.authMethod === undefined ? {} : { auth_method: options.authMethod }),
+    ...(options.clientSecretFile === undefined
+      ? {}
+      : { client_secret_file: resolve(options.clientSecretFile) }),
+    ...(scope === undefined ? {} : { scope }),
+  };
+}
+
+function requireClientId(options: ConnectionOptions): string {
+  if (options.clientId === undefined) throw new UsageError('--client-id <id> is required');
+  return options.clientId;
+}
+
 function requireIssuer(options: ConnectionOptions): string {
   if (options.issuer === undefined) throw new UsageError('--issuer <url> is required');
   return options.issuer;
@@ -79,10 +129,11 @@ async function loadClient(): Promise<typeof Client> {
 }
 
 /** Discovers the server with a placeholder public client: enough to read its metadata. */
-export async function discoverServer(options: ConnectionOptions): Promise<Client> {
+export async function discoverServer(options: ConnectionOptions, env: NodeJS.ProcessEnv): Promise<Client> {
+  const resolved = await resolveConnection(options, env);
   const Client = await loadClient();
-  return Client.discover(requireIssuer(options), {
-    client_id: options.clientId ?? PLACEHOLDER_CLIENT_ID,
+  return Client.discover(requireIssuer(resolved), {
+    client_id: resolved.clientId ?? PLACEHOLDER_CLIENT_ID,
     token_endpoint_auth_method: 'none',
   });
 }
@@ -91,15 +142,17 @@ export async function discoverServer(options: ConnectionOptions): Promise<Client
  * Discovers the server and returns a client authenticated as the flags say. Without
  * `--auth-method`, a client with a secret uses the SDK's default and one without uses `none`.
  *
- * The secret is added to `context.secrets`, so error output can be scrubbed of it.
+ * The secret is added to `context.secrets`, so error output can be scrubbed of it. With
+ * `--profile`, the profile's settings fill in the flags not given (see {@link resolveConnection}).
  *
  * @throws UsageError without `--issuer` or `--client-id`, or when the secret sources conflict.
  */
-export async function connect(options: ConnectionOptions, context: CommandContext): Promise<Client> {
+export async function connect(given: ConnectionOptions, context: CommandContext): Promise<Client> {
+  const options = await resolveConnection(given, context.io.env);
   const issuer = requireIssuer(options);
-  if (options.clientId === undefined) throw new UsageError('--client-id <id> is required');
+  requireClientId(options);
   const secret = await readClientSecret(options, context.io);
-  const metadata: ClientMetadata = { client_id: options.clientId };
+  const metadata: ClientMetadata = { client_id: requireClientId(options) };
   if (secret !== undefined) {
     context.secrets.add(secret);
     metadata.client_secret = secret;

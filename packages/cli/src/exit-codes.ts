@@ -14,3 +14,14 @@ export const EXIT_INACTIVE = 3;
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
+
+/** Stopped by Ctrl-C (SIGINT) or SIGTERM: 128 + SIGINT's number, as shells report it. */
+export const EXIT_INTERRUPTED = 130;
+
+/** The user stopped the command (Ctrl-C at a prompt or while waiting); exits {@link EXIT_INTERRUPTED}. */
+export class InterruptedError extends Error {
+  override readonly name = 'InterruptedError';
+  constructor() {
+    super('interrupted');
+  }
+}

@@ -3,12 +3,23 @@ import { Command, CommanderError, Option } from 'commander';
 import { devServerCommand } from './commands/dev-server.js';
 import { discoverCommand } from './commands/discover.js';
 import { introspectCommand } from './commands/introspect.js';
+import { loginCommand } from './commands/login.js';
+import { logoutCommand } from './commands/logout.js';
 import { revokeCommand } from './commands/revoke.js';
 import { tokenCommand } from './commands/token.js';
 import { tokensCommand } from './commands/tokens.js';
-import { AUTH_METHODS, SECRET_ENV } from './connection.js';
-import { EXIT_FAILURE, EXIT_SUCCESS, EXIT_USAGE, UsageError } from './exit-codes.js';
+import { AUTH_METHODS } from './auth-methods.js';
+import { SECRET_ENV } from './connection.js';
+import {
+  EXIT_FAILURE,
+  EXIT_INTERRUPTED,
+  EXIT_SUCCESS,
+  EXIT_USAGE,
+  InterruptedError,
+  UsageError,
+} from './exit-codes.js';
 import type { CommandContext, Io } from './io.js';
+import { coloursFor } from './output.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -52,11 +63,15 @@ function createProgram(context: CommandContext): Command {
     .addOption(
       new Option('--auth-method <method>', 'client authentication at the server').choices(AUTH_METHODS),
     )
+    .option('--profile <name>', 'a saved set of these connection settings (login saves it); its tokens too')
     .option('--json', 'print one JSON object per line on stdout, nothing else')
     .addHelpText(
       'after',
       `\nThe client secret may also come from ${SECRET_ENV}; it is never accepted as a flag.\n` +
-        'Exit codes: 0 success, 1 failure, 2 usage error, 3 inactive token (introspect).',
+        'Profiles live in $TESSERA_HOME/config.json (default $XDG_CONFIG_HOME/tessera), their tokens\n' +
+        'encrypted in $TESSERA_HOME/tokens (default $XDG_STATE_HOME/tessera/tokens) with TESSERA_STORE_KEY\n' +
+        '(32 bytes in base64url) or a passphrase asked on the terminal.\n' +
+        'Exit codes: 0 success, 1 failure, 2 usage error, 3 inactive token (introspect), 130 interrupted.',
     )
     .exitOverride()
     .showHelpAfterError(HELP_HINT)
@@ -72,6 +87,8 @@ function createProgram(context: CommandContext): Command {
     introspectCommand(context),
     revokeCommand(context),
     tokensCommand(context),
+    loginCommand(context),
+    logoutCommand(context),
   ]) {
     program.addCommand(command.copyInheritedSettings(program));
     for (const sub of command.commands) sub.copyInheritedSettings(command); // e.g. tokens list
@@ -85,11 +102,14 @@ async function reportFailure(error: unknown, context: CommandContext, json: bool
   const write = (text: string): void => {
     context.io.stderr.write(`${scrub(text, context.secrets)}\n`);
   };
+  const prefix = coloursFor(context.io.stderr, context.io.env).red('error:');
   if (error instanceof TesseraError) {
-    write(json ? JSON.stringify({ error: error.toJSON() }) : `error: ${error.code}: ${error.message}`);
+    write(json ? JSON.stringify({ error: error.toJSON() }) : `${prefix} ${error.code}: ${error.message}`);
+    if (!json && error.code === 'NO_TOKENS')
+      write('hint: sign in first with `tessera login --device --profile <name>`');
   } else {
     const message = error instanceof Error ? error.message : String(error);
-    write(json ? JSON.stringify({ error: { code: 'CLI_ERROR', message } }) : `error: ${message}`);
+    write(json ? JSON.stringify({ error: { code: 'CLI_ERROR', message } }) : `${prefix} ${message}`);
   }
 }
 
@@ -112,6 +132,10 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   } catch (error) {
     // Commander has already written its message (help, version or a usage error).
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    if (error instanceof InterruptedError) {
+      io.stderr.write('interrupted\n');
+      return EXIT_INTERRUPTED;
+    }
     if (error instanceof UsageError) {
       io.stderr.write(`error: ${scrub(error.message, context.secrets)}\n${HELP_HINT}\n`);
       return EXIT_USAGE;

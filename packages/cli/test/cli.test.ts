@@ -1,44 +1,9 @@
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestServer, type TestServer } from '@tessera/testing';
-
-// The tests run the built command, as a user would: `tsc -b` (pnpm typecheck) comes first.
-const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Everything every run printed, checked at the end for the client secret. */
-const printed: string[] = [];
-
-function tessera(
-  args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; input?: string } = {},
-): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...options.env };
-  if (options.env?.TESSERA_CLIENT_SECRET === undefined) delete env.TESSERA_CLIENT_SECRET;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      printed.push(stdout, stderr);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(options.input ?? '');
-  });
-}
+import { assertBuilt, printed, startTessera, stop, tessera } from './tessera-process.js';
 
 let server: TestServer;
 let directory: string;
@@ -48,7 +13,7 @@ let secret: string;
 let basic: string[];
 
 beforeAll(async () => {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npx tsc -b\` first`);
+  assertBuilt();
   server = await startTestServer();
   secret = server.clients.basic.client_secret!;
   directory = await mkdtemp(join(tmpdir(), 'tessera-cli-'));
@@ -163,19 +128,10 @@ describe('tessera discover', () => {
 
 describe('tessera dev-server', () => {
   it('prints the issuer and clients as one JSON line and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, [BIN, 'dev-server', '--json'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // The dev server's secrets are its own, printed for the newcomer (and the same as `server`'s).
+    const running = startTessera(['dev-server', '--json'], { printsSecrets: true });
     try {
-      const line = await new Promise<string>((resolve, reject) => {
-        let buffered = '';
-        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-          buffered += chunk;
-          if (buffered.includes('\n')) resolve(buffered.slice(0, buffered.indexOf('\n')));
-        });
-        child.on('exit', () => reject(new Error('dev-server exited before printing')));
-      });
+      const [line] = await running.waitFor(/^.*\n/);
       const output = JSON.parse(line) as { issuer: string; clients: Record<string, Record<string, unknown>> };
       expect(output.issuer).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect(output.clients.basic).toEqual({
@@ -187,10 +143,10 @@ describe('tessera dev-server', () => {
         client_id: expect.any(String),
         token_endpoint_auth_method: 'none',
       });
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      running.child.kill('SIGTERM');
+      expect((await running.done).code).toBe(0);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      stop(running);
     }
   });
 });

@@ -23,7 +23,9 @@ export function devServerCommand(context: CommandContext): Command {
       const { io } = context;
       // Loaded only here: oidc-provider is large, and no other command needs it.
       const { startTestServer } = await import('@tessera/testing');
-      const stopped = io.stopRequested();
+      let stop!: () => void;
+      const stopped = new Promise<void>((resolve) => (stop = resolve));
+      const unsubscribe = io.onStop(stop);
       const server = await startTestServer({ port });
       try {
         const clients = Object.fromEntries(
@@ -54,6 +56,7 @@ export function devServerCommand(context: CommandContext): Command {
         }
         await stopped;
       } finally {
+        unsubscribe();
         await server.close();
       }
     });

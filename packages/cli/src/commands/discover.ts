@@ -25,7 +25,7 @@ export function discoverCommand(context: CommandContext): Command {
     .description("show the server's metadata and capabilities (needs only --issuer)")
     .action(async (_options: unknown, command: Command) => {
       const options = command.optsWithGlobals<ConnectionOptions>();
-      const client = await discoverServer(options);
+      const client = await discoverServer(options, context.io.env);
       const metadata = client.serverMetadata();
       const capabilities = Object.fromEntries(
         CAPABILITIES.map((capability) => [capability, client.supports(capability)]),
