@@ -8,7 +8,8 @@
  *    ranges resolved.
  * 2. Installs the tarballs with npm into a fresh project outside the workspace, with the newest
  *    ioredis, then typechecks a small consumer under `nodenext` and `bundler` and runs it, as ESM
- *    and through `require()`; then typechecks it again with the oldest ioredis the peer range allows.
+ *    and through `require()`; runs the installed `tessera --help`; then typechecks the consumer again
+ *    with the oldest ioredis the peer range allows.
  *
  * Needs the npm registry (the packages' own dependencies are installed from it). Exits non-zero
  * naming every problem found.
@@ -21,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const consumerFiles = fileURLToPath(new URL('./package-test/', import.meta.url));
-const PACKAGES = ['core', 'store-redis', 'store-file', 'testing'];
+const PACKAGES = ['core', 'store-redis', 'store-file', 'testing', 'cli'];
 const REQUIRED_FIELDS = [
   'description',
   'license',
@@ -107,6 +108,18 @@ try {
     }
   }
   if (problems.length === 0) {
+    step('running the installed `tessera --help`');
+    try {
+      const help = run(join(project, 'node_modules/.bin/tessera'), ['--help'], {
+        cwd: project,
+        timeout: 60_000,
+      });
+      if (!help.startsWith('Usage: tessera')) problem(`tessera --help printed:\n${help}`);
+    } catch (error) {
+      problem(`the installed tessera command failed:\n${error.stdout}${error.stderr}`);
+    }
+  }
+  if (problems.length === 0) {
     // The oldest ioredis of the peer range: the consumer's types must fit it too.
     const oldest = JSON.parse(readFileSync(join(root, 'packages/store-redis/package.json'), 'utf8'))
       .peerDependencies.ioredis.split('||')[0]
@@ -141,7 +154,15 @@ function checkTarball(tarball) {
   const manifest = JSON.parse(run('tar', ['-xzOf', tarball, 'package/package.json']));
   const label = manifest.name;
   step(`${label}: ${files.length} files`);
-  for (const required of ['README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts']) {
+  // A library ships its entry point and types; a command (`bin`) ships its executables.
+  const entries =
+    manifest.bin === undefined ? ['dist/index.js', 'dist/index.d.ts'] : Object.values(manifest.bin);
+  for (const required of [
+    'README.md',
+    'LICENSE',
+    'package.json',
+    ...entries.map((path) => posix.normalize(path)),
+  ]) {
     if (!files.includes(required)) problem(`${label}: the tarball has no ${required}`);
   }
   for (const field of REQUIRED_FIELDS) {

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { Capability } from '@tessera/core';
 import { discoverServer, type ConnectionOptions } from '../connection.js';
 import type { CommandContext } from '../io.js';
-import { writeJsonLine, writeTable } from '../output.js';
+import { coloursFor, writeJsonLine, writeTable } from '../output.js';
 
 /** The capabilities `discover` reports, in this order. */
 const CAPABILITIES: readonly Capability[] = [
@@ -37,9 +37,13 @@ export function discoverCommand(context: CommandContext): Command {
       }
       writeTable(io, Object.entries(metadata));
       io.stdout.write('\ncapabilities\n');
+      const colours = coloursFor(io.stdout, io.env);
       writeTable(
         io,
-        Object.entries(capabilities).map(([name, supported]) => [`  ${name}`, supported ? 'yes' : 'no']),
+        Object.entries(capabilities).map(([name, supported]) => [
+          `  ${name}`,
+          supported ? colours.green('yes') : colours.dim('no'),
+        ]),
       );
     });
 }

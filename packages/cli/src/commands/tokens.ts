@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { connect, type ConnectionOptions } from '../connection.js';
 import type { CommandContext } from '../io.js';
-import { writeJsonLine } from '../output.js';
+import { coloursFor, withProgress, writeJsonLine } from '../output.js';
 
 interface ListOptions extends ConnectionOptions {
   token: string;
@@ -27,9 +27,13 @@ export function tokensCommand(context: CommandContext): Command {
     .action(async (_options: unknown, command: Command) => {
       const options = command.optsWithGlobals<ListOptions>();
       const client = await connect(options, context);
-      const listing = await client.tokenInfo(
-        options.refresh === true ? { refresh_token: options.token } : { access_token: options.token },
-        { method: options.get === true ? 'GET' : 'POST' },
+      const listing = await withProgress(
+        context.io,
+        'loading the listing…',
+        client.tokenInfo(
+          options.refresh === true ? { refresh_token: options.token } : { access_token: options.token },
+          { method: options.get === true ? 'GET' : 'POST' },
+        ),
       );
       if (options.json === true) {
         // The listing's own JSON shows [redacted] for token values; --show-tokens asks for them.
@@ -58,11 +62,20 @@ export function tokensCommand(context: CommandContext): Command {
         ...(options.showTokens === true ? ['token'] : []),
       ];
       const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+      const colours = coloursFor(context.io.stdout, context.io.env);
+      const VALID = header.indexOf('valid');
+      // Padded first, coloured after: escape codes have no width.
+      const paint = (cell: string, i: number, isHeader: boolean): string => {
+        const padded = cell.padEnd(widths[i]!);
+        if (isHeader) return colours.bold(padded);
+        if (i !== VALID) return padded;
+        return cell === 'valid' ? colours.green(padded) : colours.red(padded);
+      };
       context.io.stdout.write(`user ${listing.userUid}\n`);
-      for (const row of [header, ...rows]) {
+      for (const [index, row] of [header, ...rows].entries()) {
         context.io.stdout.write(
           `${row
-            .map((cell, i) => cell.padEnd(widths[i]!))
+            .map((cell, i) => paint(cell, i, index === 0))
             .join('  ')
             .trimEnd()}\n`,
         );
