@@ -43,6 +43,14 @@ export interface TestServerOptions {
    */
   pollIntervalSeconds?: number;
   /**
+   * Serve oidc-provider's development sign-in and consent pages (`devInteractions`: any username
+   * and password sign in), so that a person can approve a device authorization in a browser, as
+   * `tessera dev-server` does. Tests approve with {@link TestServer.approveDevice} instead.
+   * Development only: oidc-provider prints a warning when it is on.
+   * @default false
+   */
+  browserSignIn?: boolean;
+  /**
    * TCP port to listen on, on 127.0.0.1. `0` picks a free ephemeral port.
    * @default 0
    */

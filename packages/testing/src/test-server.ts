@@ -41,6 +41,7 @@ interface ResolvedOptions {
   rotateRefreshTokens: boolean;
   requireDPoPNonce: boolean;
   pollIntervalSeconds: number | undefined;
+  browserSignIn: boolean;
   port: number;
 }
 
@@ -77,6 +78,7 @@ function resolveOptions(options: TestServerOptions): ResolvedOptions {
     rotateRefreshTokens: options.rotateRefreshTokens ?? true,
     requireDPoPNonce: options.requireDPoPNonce ?? false,
     pollIntervalSeconds,
+    browserSignIn: options.browserSignIn === true,
     port,
   };
 }
@@ -198,6 +200,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       accessTokenFormat: resolved.accessTokenFormat,
       rotateRefreshTokens: resolved.rotateRefreshTokens,
       requireDPoPNonce: resolved.requireDPoPNonce,
+      browserSignIn: resolved.browserSignIn,
     });
     provider = new Provider(issuer, configuration);
     registerTokenInfoGrant(

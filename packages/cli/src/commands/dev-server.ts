@@ -26,7 +26,8 @@ export function devServerCommand(context: CommandContext): Command {
       let stop!: () => void;
       const stopped = new Promise<void>((resolve) => (stop = resolve));
       const unsubscribe = io.onStop(stop);
-      const server = await startTestServer({ port });
+      // With its development sign-in pages: `tessera login --device` is approved in a browser.
+      const server = await startTestServer({ port, browserSignIn: true });
       try {
         const clients = Object.fromEntries(
           Object.entries(server.clients).map(([name, client]) => [
@@ -52,7 +53,9 @@ export function devServerCommand(context: CommandContext): Command {
               }`,
             ]),
           );
-          io.stdout.write('\nCtrl-C stops the server.\n');
+          io.stdout.write(
+            '\nDevice sign-in (tessera login --device): any username and password sign in.\nCtrl-C stops the server.\n',
+          );
         }
         await stopped;
       } finally {

@@ -45,6 +45,8 @@ export interface ProviderConfigurationInput {
   accessTokenFormat: 'opaque' | 'jwt';
   rotateRefreshTokens: boolean;
   requireDPoPNonce: boolean;
+  /** oidc-provider's development sign-in pages, for a person at a browser. */
+  browserSignIn: boolean;
 }
 
 /** A minimal HTML page for the interactive device flow pages nobody uses in tests. */
@@ -97,9 +99,10 @@ export function buildProviderConfiguration(input: ProviderConfigurationInput): C
     enabledJWA: {
       dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519', 'PS256', 'RS256'],
     },
-    interactions: {
-      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-    },
+    // devInteractions serve their own pages at oidc-provider's default URL.
+    ...(input.browserSignIn
+      ? {}
+      : { interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` } }),
     renderError: (ctx, out) => {
       ctx.type = 'json';
       ctx.body = out;
@@ -122,7 +125,7 @@ export function buildProviderConfiguration(input: ProviderConfigurationInput): C
       Session: 24 * 60 * 60,
     },
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: input.browserSignIn },
       rpInitiatedLogout: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: {
