@@ -258,6 +258,17 @@ describe('tessera tokens list', () => {
     ]);
     expect(shown.stdout).toContain(user.refresh_token!);
 
+    const viaGet = await tessera([
+      'tokens',
+      'list',
+      '--token',
+      user.access_token,
+      '--json',
+      '--get',
+      ...admin,
+    ]);
+    expect({ code: viaGet.code, stdout: viaGet.stdout }).toEqual({ code: 0, stdout: json.stdout });
+
     const human = await tessera(['tokens', 'list', '--token', user.access_token, ...admin]);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/^user frank\nclient +transaction +kind +valid +expires\n/);

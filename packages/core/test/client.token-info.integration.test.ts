@@ -16,7 +16,7 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 describe('tokenInfo against the test server', () => {
-  it("lists a user's tokens across clients, from any of the user's tokens (GET is tested against OA4MP's shape in client.token-info.test.ts: oidc-provider's token endpoint takes POST only)", async () => {
+  it("lists a user's tokens across clients, from any of the user's tokens", async () => {
     const viaBasic = await server.issueUserTokens('basic', { accountId: 'carol' });
     const viaPost = await server.issueUserTokens('post', { accountId: 'carol' });
     await server.issueUserTokens('basic', { accountId: 'dave' }); // someone else
@@ -44,6 +44,16 @@ describe('tokenInfo against the test server', () => {
     }
     const fromRefresh = await admin.tokenInfo({ refresh_token: viaPost.refresh_token! });
     expect(fromRefresh.userUid).toBe('carol');
+  });
+
+  it('lists the same with GET, the parameters in the query, as OA4MP also takes them', async () => {
+    const { access_token } = await server.issueUserTokens('basic', { accountId: 'fay' });
+    const before = server.stats().token;
+    const viaGet = await admin.tokenInfo({ access_token }, { method: 'GET' });
+    const viaPost = await admin.tokenInfo({ access_token });
+    expect(server.stats().token).toBe(before + 2);
+    expect(viaGet.userUid).toBe('fay');
+    expect(JSON.stringify(structuredClone(viaGet))).toBe(JSON.stringify(structuredClone(viaPost)));
   });
 
   it('answers a revoked token with a 500 in the line format, and refuses a client that is no admin', async () => {

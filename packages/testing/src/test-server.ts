@@ -11,7 +11,7 @@ import { generateServerSigningKeys } from './internal/signing-keys.js';
 import { DEFAULT_ACCOUNT_ID } from './internal/test-account.js';
 import { createTestClients } from './internal/test-clients.js';
 import type { MemoryAdapterFactory } from './internal/memory-adapter.js';
-import { registerTokenInfoGrant } from './internal/token-info-grant.js';
+import { createTokenInfoGetMiddleware, registerTokenInfoGrant } from './internal/token-info-grant.js';
 import type {
   TestClient,
   TestClientName,
@@ -210,6 +210,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       clients.admin.client_id,
     );
     provider.use(stats.middleware);
+    provider.use(createTokenInfoGetMiddleware(ROUTES.token));
     if (resolved.pollIntervalSeconds !== undefined) {
       provider.use(
         createPollIntervalMiddleware(

@@ -83,3 +83,25 @@ function wireToken(issuer: string, kind: string, payload: AdapterPayload): objec
     token: String(payload.jti), // an opaque token's value is its id
   };
 }
+
+type Middleware = Parameters<Provider['use']>[0];
+
+/**
+ * OA4MP takes the token-info grant as a GET with the parameters in the query too (oidc-provider's
+ * token endpoint takes only POST): such a request becomes the same POST, its query the form body,
+ * before oidc-provider routes it. Any other GET of the endpoint is left alone (and refused).
+ */
+export function createTokenInfoGetMiddleware(tokenPath: string): Middleware {
+  return async (ctx, next) => {
+    if (ctx.method === 'GET' && ctx.path === tokenPath && ctx.query.grant_type === TOKEN_INFO_GRANT_TYPE) {
+      const body = Buffer.from(ctx.querystring, 'utf8');
+      ctx.method = 'POST';
+      ctx.url = tokenPath;
+      ctx.req.headers['content-type'] = 'application/x-www-form-urlencoded';
+      ctx.req.headers['content-length'] = String(body.length);
+      // A GET's body has ended but not been read: the form goes in front of that end.
+      ctx.req.unshift(body);
+    }
+    await next();
+  };
+}
