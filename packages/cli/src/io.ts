@@ -4,6 +4,7 @@ export type OutputStream = NodeJS.WritableStream & { readonly isTTY?: boolean; r
 /** The input stream; `isTTY` and `setRawMode` as `process.stdin` has them on a terminal. */
 export type InputStream = NodeJS.ReadableStream & {
   readonly isTTY?: boolean;
+  readonly readableEnded?: boolean;
   setRawMode?: (mode: boolean) => unknown;
 };
 

@@ -36,7 +36,7 @@ function passesSecretAsFlag(argv: readonly string[]): boolean {
   );
 }
 
-/** The text with every known secret (raw and form-encoded) replaced by `[redacted]`. */
+/** The text with every known secret (raw, percent-, form- or JSON-encoded) replaced by `[redacted]`. */
 function scrub(text: string, secrets: ReadonlySet<string>): string {
   let scrubbed = text;
   for (const secret of secrets) {
@@ -44,6 +44,7 @@ function scrub(text: string, secrets: ReadonlySet<string>): string {
       secret,
       encodeURIComponent(secret),
       new URLSearchParams({ s: secret }).toString().slice(2),
+      JSON.stringify(secret).slice(1, -1), // as --json error lines escape it
     ])) {
       scrubbed = scrubbed.split(form).join('[redacted]');
     }

@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import { InterruptedError } from './exit-codes.js';
 import type { Io } from './io.js';
 
@@ -8,13 +9,18 @@ const BACKSPACE = new Set(['\u007f', '\b']);
 /**
  * Asks for a secret on the terminal: the prompt on stderr, the answer read from stdin in raw mode
  * and never echoed. Enter ends it; Backspace takes back a character; Ctrl-C rejects with
- * {@link InterruptedError}; Ctrl-D (or the end of input) ends it as Enter does.
+ * {@link InterruptedError}, as does `signal` (SIGTERM); Ctrl-D (or the end of input) ends it as
+ * Enter does.
  */
-export function readPassphrase(io: Io, prompt: string): Promise<string> {
+export function readPassphrase(io: Io, prompt: string, signal?: AbortSignal): Promise<string> {
   const { stdin, stderr } = io;
   return new Promise((resolve, reject) => {
     let answer = '';
+    // Characters may arrive split across chunks: decode the bytes as one stream.
+    const decoder = new StringDecoder('utf8');
+    const onAbort = (): void => finish(new InterruptedError());
     const finish = (error?: Error): void => {
+      signal?.removeEventListener('abort', onAbort);
       stdin.removeListener('data', onData);
       stdin.removeListener('end', onEnd);
       stdin.setRawMode?.(false);
@@ -25,13 +31,15 @@ export function readPassphrase(io: Io, prompt: string): Promise<string> {
     };
     const onEnd = (): void => finish();
     const onData = (chunk: Buffer | string): void => {
-      for (const char of typeof chunk === 'string' ? chunk : chunk.toString('utf8')) {
+      for (const char of typeof chunk === 'string' ? chunk : decoder.write(chunk)) {
         if (char === CTRL_C) return finish(new InterruptedError());
         if (char === '\r' || char === '\n' || char === CTRL_D) return finish();
         if (BACKSPACE.has(char)) answer = [...answer].slice(0, -1).join('');
         else answer += char;
       }
     };
+    if (signal?.aborted === true) return reject(new InterruptedError());
+    signal?.addEventListener('abort', onAbort);
     stderr.write(prompt);
     stdin.setRawMode?.(true);
     stdin.on('data', onData);

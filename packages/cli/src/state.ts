@@ -129,11 +129,12 @@ export async function saveProfile(env: NodeJS.ProcessEnv, name: string, profile:
 
 /**
  * The profiles' `FileTokenStore`, encrypted with `TESSERA_STORE_KEY` or, without it, a passphrase
- * asked on the terminal (twice when the store is new).
+ * asked on the terminal (twice when the store is new), which `signal` stops. A key or passphrase
+ * that does not open an existing store is refused here, before anything is written with it.
  *
  * @throws UsageError when neither is available, or `TESSERA_STORE_KEY` is not 32 bytes of base64url.
  */
-export async function openTokenStore(context: CommandContext): Promise<FileTokenStore> {
+export async function openTokenStore(context: CommandContext, signal?: AbortSignal): Promise<FileTokenStore> {
   const { io } = context;
   const { FileTokenStore } = await import('@tessera/store-file');
   const directory = statePaths(io.env).tokensDirectory;
@@ -143,14 +144,44 @@ export async function openTokenStore(context: CommandContext): Promise<FileToken
     if (!/^[\w-]{43}$/.test(key)) {
       throw new UsageError(`${STORE_KEY_ENV} must be 32 bytes in base64url (43 characters)`);
     }
-    return new FileTokenStore({ directory, encryptionKey: key });
+    return checkedStore(new FileTokenStore({ directory, encryptionKey: key }), `${STORE_KEY_ENV} is not`);
   }
-  const passphrase = await askPassphrase(io, directory);
+  const passphrase = await askPassphrase(io, directory, signal);
   context.secrets.add(passphrase);
-  return new FileTokenStore({ directory, passphrase });
+  return checkedStore(new FileTokenStore({ directory, passphrase }), 'the passphrase is not');
 }
 
-async function askPassphrase(io: Io, directory: string): Promise<string> {
+/**
+ * The store key of the entry that proves the key: written when a store is first opened, read on
+ * every later opening, so a mistyped passphrase is an error at once, not tokens written under a
+ * second key that later commands cannot read.
+ */
+const KEY_CHECK = 'tessera-cli:key-check';
+
+async function checkedStore(store: FileTokenStore, wrong: string): Promise<FileTokenStore> {
+  const { TokenStoreError } = await import('@tessera/core');
+  try {
+    const check = await store.get(KEY_CHECK);
+    if (check === undefined) await store.set(KEY_CHECK, { accessToken: 'key-check', tokenType: 'none' });
+    return store;
+  } catch (error) {
+    await store.close();
+    if (error instanceof TokenStoreError && /encrypted with another key/.test(error.message)) {
+      throw new UsageError(`${wrong} the key of the token store in ${store.directory}`);
+    }
+    throw error;
+  }
+}
+
+/** As `FileTokenStore` requires. */
+const MIN_PASSPHRASE_LENGTH = 8;
+
+async function askPassphrase(io: Io, directory: string, signal: AbortSignal | undefined): Promise<string> {
+  if (io.stdin.readableEnded === true) {
+    throw new UsageError(
+      `standard input was read to its end (--client-secret-stdin): set ${STORE_KEY_ENV} instead of a passphrase`,
+    );
+  }
   if (!isTerminal(io.stdin) || !isTerminal(io.stderr)) {
     throw new UsageError(
       `the token store needs ${STORE_KEY_ENV} (32 bytes in base64url) or a terminal to ask its passphrase`,
@@ -160,9 +191,12 @@ async function askPassphrase(io: Io, directory: string): Promise<string> {
   const passphrase = await readPassphrase(
     io,
     isNew ? 'New token store passphrase: ' : 'Token store passphrase: ',
+    signal,
   );
-  if (passphrase === '') throw new UsageError('the passphrase is empty');
-  if (isNew && (await readPassphrase(io, 'Repeat the passphrase: ')) !== passphrase) {
+  if ([...passphrase].length < MIN_PASSPHRASE_LENGTH) {
+    throw new UsageError(`a token store passphrase has at least ${MIN_PASSPHRASE_LENGTH} characters`);
+  }
+  if (isNew && (await readPassphrase(io, 'Repeat the passphrase: ', signal)) !== passphrase) {
     throw new UsageError('the passphrases differ');
   }
   return passphrase;

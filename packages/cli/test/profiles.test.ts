@@ -318,16 +318,34 @@ describe('tessera token --profile', () => {
     expect(server.stats().token).toBe(before + 1);
   });
 
-  it('exits 1 with a wrong store key, printing neither key', async () => {
+  it('exits 2 with a wrong store key before any request, printing neither key', async () => {
     const home = newHome();
     await login(home, ['--profile', 'work', ...publicArgs()]);
     const other = randomBytes(32).toString('base64url');
-    const run = await tessera(['token', '--profile', 'work'], {
-      env: { TESSERA_HOME: home, TESSERA_STORE_KEY: other },
+    const before = server.stats().deviceAuthorization;
+    for (const args of [
+      ['token', '--profile', 'work'],
+      ['login', '--device', '--profile', 'other', ...publicArgs()],
+    ]) {
+      const run = await tessera(args, { env: { TESSERA_HOME: home, TESSERA_STORE_KEY: other } });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^error: TESSERA_STORE_KEY is not the key of the token store in /);
+      for (const key of [storeKey, other]) expect(run.stderr).not.toContain(key);
+    }
+    // Refused before the device flow began, so nothing was written under the wrong key either.
+    expect(server.stats().deviceAuthorization).toBe(before);
+    expect(await storedTokens(home, 'work')).toBeDefined();
+  });
+
+  it('takes the global options before the command as well as after it', async () => {
+    const home = newHome();
+    await login(home, ['--profile', 'work', ...publicArgs()]);
+    const stored = await storedTokens(home, 'work');
+    const run = await tessera(['--profile', 'work', '--json', 'token'], {
+      env: { TESSERA_HOME: home, TESSERA_STORE_KEY: storeKey },
     });
-    expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^error: STORE_ERROR: .*file token store/);
-    for (const key of [storeKey, other]) expect(run.stderr).not.toContain(key);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ access_token: stored!.accessToken });
   });
 
   it('exits 2 for an unknown profile, and refuses --scope with a profile', async () => {

@@ -89,6 +89,7 @@ describe('tessera login --device on a terminal', () => {
       env: { TESSERA_HOME: home, NO_COLOR: '1' },
     });
     let token: Running | undefined;
+    let wrong: Running | undefined;
     try {
       await running.waitFor(/New token store passphrase: /);
       running.child.stdin.write(`${passphrase}\r`);
@@ -108,9 +109,33 @@ describe('tessera login --device on a terminal', () => {
       const printed = await token.done;
       expect(printed.code).toBe(0);
       expect(printed.stdout).toMatch(/passphrase: \r?\n[\w-]{20,}\r?\n$/);
+
+      // A mistyped passphrase is refused at once, not used to write tokens no one can read.
+      wrong = inTerminal(['token', '--profile', 'tty'], { env: { TESSERA_HOME: home } });
+      await wrong.waitFor(/Token store passphrase: /);
+      wrong.child.stdin.write('correct horse battery stapler\r');
+      const refused = await wrong.done;
+      expect(refused.code).toBe(2);
+      expect(refused.stdout).toMatch(/the passphrase is not the key of the token store/);
     } finally {
       stop(running);
       stop(token);
+      stop(wrong);
+    }
+  });
+
+  it('refuses a passphrase shorter than 8 characters', async () => {
+    const running = inTerminal(['login', '--device', '--profile', 'tty', ...publicArgs()], {
+      env: { TESSERA_HOME: join(directory, 'short') },
+    });
+    try {
+      await running.waitFor(/passphrase: /);
+      running.child.stdin.write('short\r');
+      const run = await running.done;
+      expect(run.code).toBe(2);
+      expect(run.stdout).toMatch(/at least 8 characters/);
+    } finally {
+      stop(running);
     }
   });
 

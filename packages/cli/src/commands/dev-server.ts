@@ -23,11 +23,11 @@ export function devServerCommand(context: CommandContext): Command {
       const { io } = context;
       // Loaded only here: oidc-provider is large, and no other command needs it.
       const { startTestServer } = await import('@tessera/testing');
+      // With its development sign-in pages: `tessera login --device` is approved in a browser.
+      const server = await startTestServer({ port, browserSignIn: true });
       let stop!: () => void;
       const stopped = new Promise<void>((resolve) => (stop = resolve));
       const unsubscribe = io.onStop(stop);
-      // With its development sign-in pages: `tessera login --device` is approved in a browser.
-      const server = await startTestServer({ port, browserSignIn: true });
       try {
         const clients = Object.fromEntries(
           Object.entries(server.clients).map(([name, client]) => [

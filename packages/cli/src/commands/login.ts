@@ -1,10 +1,10 @@
 import { Command } from 'commander';
 import type { DeviceAuthorizationResponse } from '@tessera/core';
 import { profileOf, type ConnectionOptions } from '../connection.js';
-import { InterruptedError, UsageError } from '../exit-codes.js';
+import { UsageError } from '../exit-codes.js';
 import { isTerminal, type CommandContext, type Io } from '../io.js';
 import { coloursFor, ERASE_LINE, writeJsonLine } from '../output.js';
-import { openProfile } from '../profile-session.js';
+import { withProfile } from '../profile-session.js';
 
 interface LoginOptions extends ConnectionOptions {
   device?: boolean;
@@ -76,8 +76,7 @@ export function loginCommand(context: CommandContext): Command {
         throw new UsageError('login needs --profile <name> to keep the tokens under');
       const { io } = context;
       const json = given.json === true;
-      const session = await openProfile(given, context, { allowNew: true });
-      try {
+      await withProfile(given, context, { allowNew: true }, async (session) => {
         const { loadProfile, saveProfile } = await import('../state.js');
         const scope = given.scope ?? (await loadProfile(io.env, session.name))?.scope ?? DEFAULT_SCOPE;
         const device = await session.client.initiateDeviceAuthorization({ scope });
@@ -95,18 +94,14 @@ export function loginCommand(context: CommandContext): Command {
           await printInstructions(io, device);
         }
         const stopCountdown = startCountdown(io, Date.now() + device.expires_in * 1000);
-        const abort = new AbortController();
-        const unsubscribe = io.onStop(() => abort.abort());
         let response;
         try {
+          // A stop signal ends the wait (withProfile then exits 130); the tokens, once they are
+          // here, are stored whatever arrives.
           response = await session.client.pollDeviceAuthorizationGrant(device, undefined, {
-            signal: abort.signal,
+            signal: session.stopped,
           });
-        } catch (error) {
-          if (abort.signal.aborted) throw new InterruptedError();
-          throw error;
         } finally {
-          unsubscribe();
           stopCountdown();
         }
         const tokens = await session.manager.storeTokens(response);
@@ -129,8 +124,6 @@ export function loginCommand(context: CommandContext): Command {
               `${tokens.refreshToken === undefined ? ' (no refresh token: sign in again when it expires)' : ''}\n`,
           );
         }
-      } finally {
-        await session.close();
-      }
+      });
     });
 }

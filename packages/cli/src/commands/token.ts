@@ -3,7 +3,7 @@ import { connect, type ConnectionOptions } from '../connection.js';
 import { UsageError } from '../exit-codes.js';
 import type { CommandContext } from '../io.js';
 import { writeJsonLine } from '../output.js';
-import { openProfile, PROFILE_REFRESH_SKEW_SECONDS } from '../profile-session.js';
+import { PROFILE_REFRESH_SKEW_SECONDS, withProfile } from '../profile-session.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -58,10 +58,9 @@ export function tokenCommand(context: CommandContext): Command {
             '--scope and --resource are for client credentials: a profile has the scope of its login',
           );
         }
-        const session = await openProfile(options, context);
-        try {
-          let accessToken = await session.manager.getValidAccessToken();
-          let tokens = await session.manager.getTokens();
+        await withProfile(options, context, {}, async ({ manager, stopped }) => {
+          let accessToken = await manager.getValidAccessToken();
+          let tokens = await manager.getTokens();
           const nowSeconds = Math.floor(Date.now() / 1000);
           // Valid but inside the skew: the manager would renew behind it, but this process exits
           // now, and a script should get a token that lasts. Joins the renewal already started.
@@ -70,9 +69,10 @@ export function tokenCommand(context: CommandContext): Command {
             tokens.expiresAt - nowSeconds < PROFILE_REFRESH_SKEW_SECONDS &&
             tokens.refreshToken !== undefined
           ) {
-            tokens = await session.manager.refreshTokens();
+            tokens = await manager.refreshTokens();
             accessToken = tokens.accessToken;
           }
+          if (stopped.aborted) return; // interrupted: the refresh is stored, nothing is printed
           printToken(context, json, {
             access_token: accessToken,
             token_type: tokens?.tokenType ?? 'Bearer',
@@ -80,9 +80,7 @@ export function tokenCommand(context: CommandContext): Command {
               tokens?.expiresAt === undefined ? undefined : Math.max(0, tokens.expiresAt - nowSeconds),
             scope: tokens?.scope,
           });
-        } finally {
-          await session.close();
-        }
+        });
         return;
       }
       const client = await connect(options, context);
