@@ -59,6 +59,8 @@ export type {
   ProtectedResourceMetadataOptions,
   RequireTokenOptions,
 } from './verifier/middleware.js';
+export { DIAGNOSTICS_CHANNELS } from './diagnostics.js';
+export type { RequestTraceContext } from './diagnostics.js';
 export {
   ConfigurationError,
   IdTokenError,

@@ -11,6 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { ConfigurationError, ResponseError, TransportError, errorSummary } from '../errors.js';
 import type { ClientOptions } from '../types.js';
+import { traceRequest } from './tracing.js';
 import { backoffMs } from './backoff.js';
 import { headerSecrets } from './redact.js';
 import { aborted, sleep } from './sleep.js';
@@ -142,7 +143,10 @@ export class HttpTransport {
       const canRetry = exchange.policy !== 'none' && attempt < this.#retries;
       let response: HttpResponse;
       try {
-        response = await this.#attempt(exchange, await exchange.build());
+        const request = await exchange.build();
+        response = await traceRequest(exchange.endpoint, request.method, request.url, attempt, () =>
+          this.#attempt(exchange, request),
+        );
       } catch (error) {
         const refused = error instanceof TransportError && error.systemCode === 'ECONNREFUSED';
         const retryable =

@@ -1,0 +1,116 @@
+import { tracingChannel } from 'node:diagnostics_channel';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { Client, DIAGNOSTICS_CHANNELS, TransportError, type RequestTraceContext } from '@tessera/core';
+import { startTestServer, type TestServer } from '@tessera/testing';
+
+// The `tessera:request` tracing channel, subscribed to as a tracer would, around real exchanges
+// with oidc-provider (and a closed port for the failures).
+
+type Phase = 'start' | 'end' | 'asyncStart' | 'asyncEnd' | 'error';
+const seen: Array<{ phase: Phase; context: RequestTraceContext; snapshot: string }> = [];
+const channel = tracingChannel<unknown, RequestTraceContext>(DIAGNOSTICS_CHANNELS.request);
+const record =
+  (phase: Phase) =>
+  (context: RequestTraceContext): void => {
+    const { error, ...rest } = context;
+    seen.push({ phase, context, snapshot: JSON.stringify({ ...rest, error: error && String(error) }) });
+  };
+const subscribers = {
+  start: record('start'),
+  end: record('end'),
+  asyncStart: record('asyncStart'),
+  asyncEnd: record('asyncEnd'),
+  error: record('error'),
+};
+
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  channel.subscribe(subscribers);
+});
+
+afterEach(() => {
+  seen.length = 0;
+});
+
+afterAll(async () => {
+  channel.unsubscribe(subscribers);
+  await server?.close();
+});
+
+/** Every form of a secret that could show up in a trace. */
+function formsOf(secret: string): string[] {
+  return [secret, encodeURIComponent(secret), Buffer.from(secret).toString('base64'), secret.slice(0, 12)];
+}
+
+describe('tessera:request', () => {
+  it('traces discovery and a grant: endpoint, method, URL, attempt and status, in order', async () => {
+    const client = await Client.discover(server.issuer, server.clients.basic);
+    const tokens = await client.clientCredentialsGrant({ scope: 'api:read' });
+    const finished = seen.filter((event) => event.phase === 'asyncEnd').map((event) => event.context);
+    expect(finished).toEqual([
+      {
+        endpoint: 'discovery endpoint',
+        method: 'GET',
+        url: `${server.issuer}/.well-known/oauth-authorization-server`,
+        attempt: 0,
+        status: 200,
+      },
+      { endpoint: 'token endpoint', method: 'POST', url: `${server.issuer}/token`, attempt: 0, status: 200 },
+    ]);
+    // One context per attempt, through start, end, asyncStart and asyncEnd.
+    const token = finished[1];
+    expect(seen.filter((event) => event.context === token).map((event) => event.phase)).toEqual([
+      'start',
+      'end',
+      'asyncStart',
+      'asyncEnd',
+    ]);
+    for (const { snapshot } of seen) {
+      for (const secret of [tokens.access_token, server.clients.basic.client_secret!]) {
+        for (const form of formsOf(secret)) expect(snapshot).not.toContain(form);
+      }
+    }
+  });
+
+  it('gives an error answer its status, not an error', async () => {
+    const client = await Client.discover(server.issuer, {
+      ...server.clients.basic,
+      client_secret: 'wrong-secret',
+    });
+    await expect(client.clientCredentialsGrant()).rejects.toMatchObject({ error: 'invalid_client' });
+    const token = seen.find(
+      (event) => event.phase === 'asyncEnd' && event.context.endpoint === 'token endpoint',
+    );
+    expect(token?.context).toMatchObject({ status: 401 });
+    expect(seen.some((event) => event.phase === 'error')).toBe(false);
+  });
+
+  it('traces each attempt of a refused connection, with the error and its code', async () => {
+    const client = new Client(
+      { issuer: 'http://127.0.0.1:1', token_endpoint: 'http://127.0.0.1:1/token' },
+      { client_id: 'c', client_secret: 's' },
+      { retry: { retries: 2, minDelayMs: 1, maxDelayMs: 1 } },
+    );
+    await expect(client.clientCredentialsGrant()).rejects.toBeInstanceOf(TransportError);
+    const errors = seen.filter((event) => event.phase === 'error').map((event) => event.context);
+    expect(errors.map((context) => [context.attempt, context.errorCode])).toEqual([
+      [0, 'NETWORK_ERROR'],
+      [1, 'NETWORK_ERROR'],
+      [2, 'NETWORK_ERROR'],
+    ]);
+    expect(errors[0]!.error).toBeInstanceOf(TransportError);
+    expect(errors.every((context) => context.status === undefined)).toBe(true);
+  });
+
+  it('leaves the query out of the URL (a GET may carry a token there)', async () => {
+    const user = await server.issueUserTokens('basic', { accountId: 'ivy' });
+    const admin = await Client.discover(server.issuer, server.clients.admin);
+    seen.length = 0;
+    await admin.tokenInfo({ access_token: user.access_token }, { method: 'GET' });
+    const [event] = seen.filter((entry) => entry.phase === 'asyncEnd');
+    expect(event!.context).toMatchObject({ method: 'GET', url: `${server.issuer}/token`, status: 200 });
+    for (const { snapshot } of seen) expect(snapshot).not.toContain(user.access_token);
+  });
+});
