@@ -11,6 +11,8 @@ import type { TesseraError } from './errors.js';
 export const DIAGNOSTICS_CHANNELS = {
   /** Around every HTTP attempt at the authorization server (a retry is a new attempt). */
   request: 'tessera:request',
+  /** Around every renewal of a key by a `TokenManager` (one per key at a time, shared by its callers). */
+  refresh: 'tessera:refresh',
 } as const;
 
 /**
@@ -30,5 +32,24 @@ export interface RequestTraceContext {
   /** Why no answer came: a `TransportError` or `ResponseError` (their messages hold no secret). */
   error?: TesseraError | Error;
   /** `error`'s code (`'TIMEOUT'`, `'NETWORK_ERROR'`, `'ABORTED'`, ...). */
+  errorCode?: string;
+}
+
+/** How a renewal ended: a refresh, a new grant, or a token another process stored meanwhile. */
+export type RefreshOutcome = 'refreshed' | 'acquired' | 'reused' | 'failed';
+
+/** The context of one `tessera:refresh` trace; filled in as the renewal learns what it does. */
+export interface RefreshTraceContext {
+  /** The key's fingerprint: the first 16 hex digits of its SHA-256 (keys may name users). */
+  readonly key: string;
+  /** `'refresh_token'`, or the grant that acquired the token (`'client_credentials'`, ...). */
+  grantType?: string;
+  /** Set when the renewal ends, `'failed'` included. */
+  outcome?: RefreshOutcome;
+  /** A refresh: whether the server sent a new refresh token. */
+  rotated?: boolean;
+  /** Why it failed: the `TesseraError` callers get (its message holds no secret). */
+  error?: Error;
+  /** `error`'s code. */
   errorCode?: string;
 }

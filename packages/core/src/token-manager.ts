@@ -25,6 +25,8 @@ import { coarseNow, releaseCoarseClock, useCoarseClock } from './internal/coarse
 import { fn, nonEmptyString, nonNegativeNumber, parseOptions, positiveNumber } from './internal/options.js';
 import { RefreshScheduler } from './internal/refresh-scheduler.js';
 import { SafeEventEmitter } from './internal/safe-emitter.js';
+import { traceRefresh } from './internal/tracing.js';
+import type { RefreshTraceContext } from './diagnostics.js';
 import { tokenResponseSchema } from './internal/schemas.js';
 import { isDPoPTokenType } from './internal/token-type.js';
 import { StoreView } from './internal/store-view.js';
@@ -222,6 +224,8 @@ interface Slot {
 interface KeyState {
   /** The one acquisition or refresh in flight for the key. */
   flight?: Promise<TokenSet> | undefined;
+  /** The `tessera:refresh` context of that renewal, while someone subscribes. */
+  trace?: RefreshTraceContext | undefined;
   /** No automatic renewal attempt before this time (epoch ms), after a failure. */
   backoffUntil: number;
   failures: number;
@@ -788,7 +792,19 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   #renew(slot: Slot, seen: TokenSet | undefined): Promise<TokenSet> {
     const state = this.#state(slot);
     if (state.flight === undefined) {
-      state.flight = this.#runRenewal(slot, seen).finally(() => {
+      state.flight = traceRefresh(slot.key, async (trace) => {
+        state.trace = trace;
+        try {
+          const next = await this.#runRenewal(slot, seen);
+          if (trace !== undefined) trace.outcome ??= 'reused';
+          return next;
+        } catch (error) {
+          if (trace !== undefined) trace.outcome = 'failed';
+          throw error;
+        } finally {
+          state.trace = undefined;
+        }
+      }).finally(() => {
         state.flight = undefined;
       });
     }
@@ -834,6 +850,8 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
 
   async #refresh(slot: Slot, current: TokenSet, version: number | undefined): Promise<TokenSet> {
     const started = this.#now();
+    const trace = this.#state(slot).trace;
+    if (trace !== undefined) trace.grantType = 'refresh_token';
     let response: TokenResponse;
     try {
       response = await this.#client.refreshTokenGrant(current.refreshToken!, undefined, this.#grantOptions());
@@ -854,10 +872,12 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     const next = await this.#view.writeRenewed(slot.storeKey, fresh, version, current);
     this.#succeeded(slot, next);
     if (next !== fresh) return next; // a newer token set won the conditional write
+    const rotated = response.refresh_token !== undefined && response.refresh_token !== current.refreshToken;
+    if (trace !== undefined) Object.assign(trace, { outcome: 'refreshed', rotated });
     this.#emitSafely('token.refreshed', {
       key: slot.key,
       ...summary(next),
-      rotated: response.refresh_token !== undefined && response.refresh_token !== current.refreshToken,
+      rotated,
       durationMs: Math.max(0, this.#now() - started),
     });
     return next;
@@ -871,6 +891,8 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   ): Promise<TokenSet> {
     const started = this.#now();
     const type = grant === 'client_credentials' ? 'client_credentials' : grant.type;
+    const trace = this.#state(slot).trace;
+    if (trace !== undefined) trace.grantType = type;
     let response: TokenResponse;
     let parameters: RequestParameters | undefined;
     try {
@@ -892,6 +914,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     const next = await this.#view.writeRenewed(slot.storeKey, fresh, version, current);
     this.#succeeded(slot, next);
     if (next !== fresh) return next;
+    if (trace !== undefined) trace.outcome = 'acquired';
     this.#emitSafely('token.acquired', { key: slot.key, ...summary(next), grantType: type });
     return next;
   }

@@ -1,6 +1,15 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
 import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { Client, DIAGNOSTICS_CHANNELS, TransportError, type RequestTraceContext } from '@tessera/core';
+import {
+  Client,
+  DIAGNOSTICS_CHANNELS,
+  TokenManager,
+  TransportError,
+  type RefreshTraceContext,
+  type RequestTraceContext,
+} from '@tessera/core';
 import { startTestServer, type TestServer } from '@tessera/testing';
 
 // The `tessera:request` tracing channel, subscribed to as a tracer would, around real exchanges
@@ -114,3 +123,101 @@ describe('tessera:request', () => {
     for (const { snapshot } of seen) expect(snapshot).not.toContain(user.access_token);
   });
 });
+
+describe('tessera:refresh', () => {
+  const refreshes: Array<{ phase: Phase; context: RefreshTraceContext; parent?: unknown }> = [];
+  const refreshChannel = tracingChannel<unknown, RefreshTraceContext>(DIAGNOSTICS_CHANNELS.refresh);
+  // As a tracer does: the renewal's context is the active "span" while it runs.
+  const active = new AsyncLocalStorage<RefreshTraceContext>();
+  const parents: Array<{ endpoint: string; parent: RefreshTraceContext | undefined }> = [];
+  const onRequest = (context: RequestTraceContext): void => {
+    parents.push({ endpoint: context.endpoint, parent: active.getStore() });
+  };
+  const refreshSubscribers = {
+    start: (context: RefreshTraceContext) => refreshes.push({ phase: 'start', context: { ...context } }),
+    end: () => undefined,
+    asyncStart: () => undefined,
+    asyncEnd: (context: RefreshTraceContext) =>
+      refreshes.push({ phase: 'asyncEnd', context: { ...context } }),
+    error: (context: RefreshTraceContext) => refreshes.push({ phase: 'error', context: { ...context } }),
+  };
+
+  beforeAll(() => {
+    refreshChannel.subscribe(refreshSubscribers);
+    refreshChannel.start.bindStore(active, (context) => context);
+    channel.start.subscribe(onRequest as (message: unknown) => void);
+  });
+
+  afterEach(() => {
+    refreshes.length = 0;
+    parents.length = 0;
+  });
+
+  afterAll(() => {
+    refreshChannel.unsubscribe(refreshSubscribers);
+    refreshChannel.start.unbindStore(active);
+    channel.start.unsubscribe(onRequest as (message: unknown) => void);
+  });
+
+  it('traces an acquisition, with the token request inside it', async () => {
+    const client = await Client.discover(server.issuer, server.clients.basic);
+    const manager = new TokenManager({ client, grant: 'client_credentials', key: 'billing' });
+    try {
+      const token = await manager.getValidAccessToken();
+      expect(refreshes.map((event) => [event.phase, event.context])).toEqual([
+        ['start', { key: keyFingerprintOf('billing') }],
+        [
+          'asyncEnd',
+          { key: keyFingerprintOf('billing'), grantType: 'client_credentials', outcome: 'acquired' },
+        ],
+      ]);
+      const request = parents.find((entry) => entry.endpoint === 'token endpoint');
+      expect(request?.parent?.key).toBe(keyFingerprintOf('billing'));
+      expect(JSON.stringify(refreshes)).not.toContain(token);
+      expect(JSON.stringify(refreshes)).not.toContain('billing');
+    } finally {
+      await manager.close();
+    }
+  });
+
+  it('traces a refresh with rotation, then a failed one with its error code', async () => {
+    const client = await Client.discover(server.issuer, server.clients.basic);
+    const manager = new TokenManager({ client, key: 'user:jo' });
+    try {
+      await manager.storeTokens(await server.issueUserTokens('basic', { accountId: 'jo' }));
+      const refreshed = await manager.refreshTokens();
+      expect(refreshes.at(-1)).toEqual({
+        phase: 'asyncEnd',
+        context: {
+          key: keyFingerprintOf('user:jo'),
+          grantType: 'refresh_token',
+          outcome: 'refreshed',
+          rotated: true,
+        },
+      });
+      await client.tokenRevocation(refreshed.refreshToken!, { token_type_hint: 'refresh_token' });
+      refreshes.length = 0;
+      await expect(manager.refreshTokens()).rejects.toMatchObject({ error: 'invalid_grant' });
+      expect(refreshes.map((event) => event.phase)).toEqual(['start', 'error', 'asyncEnd']);
+      expect(refreshes.at(-1)!.context).toMatchObject({
+        grantType: 'refresh_token',
+        outcome: 'failed',
+        errorCode: 'OAUTH_ERROR',
+      });
+      for (const secret of [refreshed.accessToken, refreshed.refreshToken!]) {
+        expect(
+          JSON.stringify(
+            refreshes.map((event) => ({ ...event.context, error: String(event.context.error) })),
+          ),
+        ).not.toContain(secret);
+      }
+    } finally {
+      await manager.close();
+    }
+  });
+});
+
+/** The key fingerprint traces show: the first 16 hex digits of the key's SHA-256. */
+function keyFingerprintOf(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}

@@ -1,13 +1,71 @@
 /**
- * Publishing to the tracing channels of `diagnostics.ts`: only when someone subscribes.
+ * Publishing to the tracing channels of `diagnostics.ts`: only when someone subscribes, and with
+ * contexts built here from safe parts only.
  */
+import { createHash } from 'node:crypto';
 import { tracingChannel, type TracingChannel } from 'node:diagnostics_channel';
-import { DIAGNOSTICS_CHANNELS, type RequestTraceContext } from '../diagnostics.js';
+import { DIAGNOSTICS_CHANNELS, type RefreshTraceContext, type RequestTraceContext } from '../diagnostics.js';
 
 /** The `tessera:request` tracing channel. */
 export const requestChannel: TracingChannel<unknown, RequestTraceContext> = tracingChannel(
   DIAGNOSTICS_CHANNELS.request,
 );
+
+/** The `tessera:refresh` tracing channel. */
+export const refreshChannel: TracingChannel<unknown, RefreshTraceContext> = tracingChannel(
+  DIAGNOSTICS_CHANNELS.refresh,
+);
+
+/** What every trace context has for a failure. */
+interface Failable {
+  error?: Error;
+  errorCode?: string;
+}
+
+/**
+ * Runs `run` as one traced operation of `channel` (start, end, then asyncStart and asyncEnd, with
+ * error before them on a rejection), in `start`'s stores so a tracer's span is active during it.
+ * `settled` copies what may be shown of the result into the context; the result itself is never
+ * published (responses and token sets hold secrets).
+ */
+function traced<T, C extends Failable>(
+  channel: TracingChannel<unknown, C>,
+  context: C,
+  run: () => Promise<T>,
+  settled: (result: T) => void,
+): Promise<T> {
+  const failed = (error: unknown): void => {
+    context.error = error as Error;
+    const code = (error as { code?: unknown } | undefined)?.code;
+    if (typeof code === 'string') context.errorCode = code;
+    channel.error.publish(context);
+  };
+  return channel.start.runStores(context, () => {
+    let promise: Promise<T>;
+    try {
+      promise = run();
+    } catch (error) {
+      failed(error);
+      throw error;
+    } finally {
+      channel.end.publish(context);
+    }
+    return promise.then(
+      (result) => {
+        settled(result);
+        channel.asyncStart.publish(context);
+        channel.asyncEnd.publish(context);
+        return result;
+      },
+      (error: unknown) => {
+        failed(error);
+        channel.asyncStart.publish(context);
+        channel.asyncEnd.publish(context);
+        throw error;
+      },
+    );
+  });
+}
 
 /** `url` without user info, query and fragment. */
 function traceableUrl(url: string): string {
@@ -20,10 +78,8 @@ function traceableUrl(url: string): string {
 }
 
 /**
- * Runs one HTTP attempt inside a `tessera:request` trace, when someone subscribes; otherwise just
- * runs it. The trace's context is built here, from the request's safe parts only (never the
- * response, whose body may hold tokens), and the attempt runs in `start`'s stores, so a tracer's
- * span is the active one during the attempt.
+ * Runs one HTTP attempt inside a `tessera:request` trace when someone subscribes; otherwise only
+ * runs it. The context holds the request's safe parts and the answer's status, never its body.
  */
 export function traceRequest<T extends { status: number }>(
   endpoint: string,
@@ -34,35 +90,30 @@ export function traceRequest<T extends { status: number }>(
 ): Promise<T> {
   if (!requestChannel.hasSubscribers) return run();
   const context: RequestTraceContext = { endpoint, method, url: traceableUrl(url), attempt };
-  const failed = (error: unknown): void => {
-    context.error = error as Error;
-    const code = (error as { code?: unknown } | undefined)?.code;
-    if (typeof code === 'string') context.errorCode = code;
-    requestChannel.error.publish(context);
-  };
-  return requestChannel.start.runStores(context, () => {
-    let promise: Promise<T>;
-    try {
-      promise = run();
-    } catch (error) {
-      failed(error);
-      throw error;
-    } finally {
-      requestChannel.end.publish(context);
-    }
-    return promise.then(
-      (response) => {
-        context.status = response.status;
-        requestChannel.asyncStart.publish(context);
-        requestChannel.asyncEnd.publish(context);
-        return response;
-      },
-      (error: unknown) => {
-        failed(error);
-        requestChannel.asyncStart.publish(context);
-        requestChannel.asyncEnd.publish(context);
-        throw error;
-      },
-    );
+  return traced(requestChannel, context, run, (response) => {
+    context.status = response.status;
   });
+}
+
+/** A key as traces show it: the first 16 hex digits of its SHA-256 (keys may name users). */
+export function keyFingerprint(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 16);
+}
+
+/**
+ * Runs one renewal inside a `tessera:refresh` trace when someone subscribes (the renewal fills in
+ * `context` as it learns what it does); otherwise only runs it with no context.
+ */
+export function traceRefresh<T>(
+  key: string,
+  run: (context: RefreshTraceContext | undefined) => Promise<T>,
+): Promise<T> {
+  if (!refreshChannel.hasSubscribers) return run(undefined);
+  const context: RefreshTraceContext = { key: keyFingerprint(key) };
+  return traced(
+    refreshChannel,
+    context,
+    () => run(context),
+    () => undefined,
+  );
 }
