@@ -13,6 +13,8 @@ export const DIAGNOSTICS_CHANNELS = {
   request: 'tessera:request',
   /** Around every renewal of a key by a `TokenManager` (one per key at a time, shared by its callers). */
   refresh: 'tessera:refresh',
+  /** Around every `TokenVerifier.verify()` (and so every `verifyRequest()` and middleware check). */
+  verify: 'tessera:verify',
 } as const;
 
 /**
@@ -51,5 +53,22 @@ export interface RefreshTraceContext {
   /** Why it failed: the `TesseraError` callers get (its message holds no secret). */
   error?: Error;
   /** `error`'s code. */
+  errorCode?: string;
+}
+
+/** The context of one `tessera:verify` trace; the outcome is set before `asyncStart`. */
+export interface VerifyTraceContext {
+  /** The scheme the token came with. */
+  readonly scheme: 'Bearer' | 'DPoP';
+  /** How it was verified: `'jwt'` (locally) or `'introspection'`, once verified. */
+  kind?: 'jwt' | 'introspection';
+  /** Whether the decision came from the verification cache (tombstones included). */
+  cached?: boolean;
+  outcome?: 'verified' | 'rejected';
+  /** A rejection's reason (`'expired'`, `'revoked'`, `'unavailable'`, ...) and HTTP status. */
+  reason?: string;
+  status?: number;
+  /** A rejection's `TokenVerificationError` (its message holds no token). */
+  error?: Error;
   errorCode?: string;
 }

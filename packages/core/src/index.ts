@@ -60,7 +60,12 @@ export type {
   RequireTokenOptions,
 } from './verifier/middleware.js';
 export { DIAGNOSTICS_CHANNELS } from './diagnostics.js';
-export type { RefreshOutcome, RefreshTraceContext, RequestTraceContext } from './diagnostics.js';
+export type {
+  RefreshOutcome,
+  RefreshTraceContext,
+  RequestTraceContext,
+  VerifyTraceContext,
+} from './diagnostics.js';
 export {
   ConfigurationError,
   IdTokenError,

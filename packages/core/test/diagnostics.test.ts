@@ -6,9 +6,12 @@ import {
   Client,
   DIAGNOSTICS_CHANNELS,
   TokenManager,
+  TokenVerificationError,
+  TokenVerifier,
   TransportError,
   type RefreshTraceContext,
   type RequestTraceContext,
+  type VerifyTraceContext,
 } from '@tessera/core';
 import { startTestServer, type TestServer } from '@tessera/testing';
 
@@ -221,3 +224,67 @@ describe('tessera:refresh', () => {
 function keyFingerprintOf(key: string): string {
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
+
+describe('tessera:verify', () => {
+  const verifyChannel = tracingChannel<unknown, VerifyTraceContext>(DIAGNOSTICS_CHANNELS.verify);
+  const finished: VerifyTraceContext[] = [];
+  const active = new AsyncLocalStorage<VerifyTraceContext>();
+  const introspectedWithin: Array<VerifyTraceContext | undefined> = [];
+  const onRequest = (context: RequestTraceContext): void => {
+    if (context.endpoint === 'introspection endpoint') introspectedWithin.push(active.getStore());
+  };
+  const verifySubscribers = {
+    start: () => undefined,
+    end: () => undefined,
+    asyncStart: () => undefined,
+    asyncEnd: (context: VerifyTraceContext) => finished.push(context),
+    error: () => undefined,
+  };
+
+  beforeAll(() => {
+    verifyChannel.subscribe(verifySubscribers);
+    verifyChannel.start.bindStore(active, (context) => context);
+    channel.start.subscribe(onRequest as (message: unknown) => void);
+  });
+
+  afterAll(() => {
+    verifyChannel.unsubscribe(verifySubscribers);
+    verifyChannel.start.unbindStore(active);
+    channel.start.unsubscribe(onRequest as (message: unknown) => void);
+  });
+
+  it('traces a first verification (introspected inside it), a cached one and a rejection', async () => {
+    const client = await Client.discover(server.issuer, server.clients.basic);
+    const verifier = new TokenVerifier({ client, resource: server.apiResource });
+    const { access_token } = await client.clientCredentialsGrant({
+      scope: 'api:read',
+      resource: server.apiResource,
+    });
+    await verifier.verify(access_token);
+    await verifier.verify(access_token);
+    await expect(verifier.verify('not-a-token-this-server-issued')).rejects.toBeInstanceOf(
+      TokenVerificationError,
+    );
+    const outcomes = finished.map(({ error, ...rest }) => ({
+      ...rest,
+      error: error === undefined ? undefined : error.name,
+    }));
+    expect(outcomes).toEqual([
+      { scheme: 'Bearer', kind: 'introspection', cached: false, outcome: 'verified', error: undefined },
+      { scheme: 'Bearer', kind: 'introspection', cached: true, outcome: 'verified', error: undefined },
+      {
+        scheme: 'Bearer',
+        cached: false,
+        outcome: 'rejected',
+        reason: expect.any(String),
+        status: 401,
+        errorCode: expect.any(String),
+        error: 'TokenVerificationError',
+      },
+    ]);
+    expect(introspectedWithin[0]).toBe(finished[0]);
+    const shown = JSON.stringify(finished.map(({ error, ...rest }) => ({ ...rest, error: String(error) })));
+    expect(shown).not.toContain(access_token);
+    expect(shown).not.toContain('not-a-token-this-server-issued');
+  });
+});

@@ -4,7 +4,12 @@
  */
 import { createHash } from 'node:crypto';
 import { tracingChannel, type TracingChannel } from 'node:diagnostics_channel';
-import { DIAGNOSTICS_CHANNELS, type RefreshTraceContext, type RequestTraceContext } from '../diagnostics.js';
+import {
+  DIAGNOSTICS_CHANNELS,
+  type RefreshTraceContext,
+  type RequestTraceContext,
+  type VerifyTraceContext,
+} from '../diagnostics.js';
 
 /** The `tessera:request` tracing channel. */
 export const requestChannel: TracingChannel<unknown, RequestTraceContext> = tracingChannel(
@@ -14,6 +19,11 @@ export const requestChannel: TracingChannel<unknown, RequestTraceContext> = trac
 /** The `tessera:refresh` tracing channel. */
 export const refreshChannel: TracingChannel<unknown, RefreshTraceContext> = tracingChannel(
   DIAGNOSTICS_CHANNELS.refresh,
+);
+
+/** The `tessera:verify` tracing channel. */
+export const verifyChannel: TracingChannel<unknown, VerifyTraceContext> = tracingChannel(
+  DIAGNOSTICS_CHANNELS.verify,
 );
 
 /** What every trace context has for a failure. */
@@ -112,6 +122,24 @@ export function traceRefresh<T>(
   const context: RefreshTraceContext = { key: keyFingerprint(key) };
   return traced(
     refreshChannel,
+    context,
+    () => run(context),
+    () => undefined,
+  );
+}
+
+/**
+ * Runs one verification inside a `tessera:verify` trace when someone subscribes (the verifier fills
+ * in `context`); otherwise only runs it, with no context and no extra work on the cached path.
+ */
+export function traceVerify<T>(
+  scheme: 'Bearer' | 'DPoP',
+  run: (context: VerifyTraceContext | undefined) => Promise<T>,
+): Promise<T> {
+  if (!verifyChannel.hasSubscribers) return run(undefined);
+  const context: VerifyTraceContext = { scheme };
+  return traced(
+    verifyChannel,
     context,
     () => run(context),
     () => undefined,

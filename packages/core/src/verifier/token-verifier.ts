@@ -19,6 +19,8 @@ import { fetchKeySet } from '../internal/jwks.js';
 import { isEncryptedJwt, unverifiedClaims, verifyJwt } from '../internal/jwt.js';
 import { parseOptions } from '../internal/options.js';
 import { REVOKED_TOKENS } from '../internal/revocation-feed.js';
+import { traceVerify } from '../internal/tracing.js';
+import type { VerifyTraceContext } from '../diagnostics.js';
 import type { RevocationFeed } from '../internal/revocation-feed.js';
 import { SafeEventEmitter } from '../internal/safe-emitter.js';
 import type { IntrospectionResponse } from '../types.js';
@@ -286,8 +288,17 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
    *   `invalid_dpop_proof` / `use_dpop_nonce` (401), or `temporarily_unavailable` (503, reason
    *   `unavailable`, with `retryAfterSeconds`).
    */
-  async verify(token: string, options: VerifyOptions = {}): Promise<VerifiedToken> {
+  verify(token: string, options: VerifyOptions = {}): Promise<VerifiedToken> {
     const scheme = options.scheme ?? (options.dpopProof === undefined ? 'Bearer' : 'DPoP');
+    return traceVerify(scheme, (trace) => this.#verify(token, options, scheme, trace));
+  }
+
+  async #verify(
+    token: string,
+    options: VerifyOptions,
+    scheme: 'Bearer' | 'DPoP',
+    trace: VerifyTraceContext | undefined,
+  ): Promise<VerifiedToken> {
     let cached = true;
     try {
       if (typeof token !== 'string' || token === '') {
@@ -315,6 +326,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       if (result.cnf?.jkt !== undefined || scheme === 'DPoP' || this.#dpopRequired) {
         await this.#checkBinding(result, token, scheme, options);
       }
+      if (trace !== undefined) Object.assign(trace, { kind: result.kind, cached, outcome: 'verified' });
       if (this.listenerCount('token.verified') > 0) {
         this.emit('token.verified', {
           kind: result.kind,
@@ -328,6 +340,9 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       return result;
     } catch (error) {
       const failure = this.#asVerificationError(error, scheme);
+      if (trace !== undefined) {
+        Object.assign(trace, { cached, outcome: 'rejected', reason: failure.reason, status: failure.status });
+      }
       this.emit('token.rejected', { reason: failure.reason, status: failure.status, error: failure });
       throw failure;
     }
