@@ -24,6 +24,7 @@ export const DIAGNOSTICS_CHANNELS = {
 export interface RequestTraceContext {
   /** The endpoint's name: `'token endpoint'`, `'introspection endpoint'`, `'discovery endpoint'`, ... */
   readonly endpoint: string;
+  /** The HTTP method. */
   readonly method: 'GET' | 'POST';
   /** The URL without query or fragment (they may carry parameters), and without user info. */
   readonly url: string;
@@ -64,11 +65,14 @@ export interface VerifyTraceContext {
   kind?: 'jwt' | 'introspection';
   /** Whether the decision came from the verification cache (tombstones included). */
   cached?: boolean;
+  /** Set when the verification ends. */
   outcome?: 'verified' | 'rejected';
-  /** A rejection's reason (`'expired'`, `'revoked'`, `'unavailable'`, ...) and HTTP status. */
+  /** A rejection's reason (`'expired'`, `'revoked'`, `'unavailable'`, ...). */
   reason?: string;
+  /** A rejection's HTTP status (401, 403, 400 or 503). */
   status?: number;
   /** A rejection's `TokenVerificationError` (its message holds no token). */
   error?: Error;
+  /** `error`'s code. */
   errorCode?: string;
 }
