@@ -106,42 +106,41 @@ export function traceRequest<T extends { status: number }>(
 }
 
 /** A key as traces show it: the first 16 hex digits of its SHA-256 (keys may name users). */
-export function keyFingerprint(key: string): string {
+function keyFingerprint(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 16);
 }
 
 /**
- * Runs one renewal inside a `tessera:refresh` trace when someone subscribes (the renewal fills in
- * `context` as it learns what it does); otherwise only runs it with no context.
+ * Runs `run` inside a trace of `channel` whose context the traced code fills in as it learns what
+ * it does, when someone subscribes; otherwise runs it with no context (nothing is built).
  */
-export function traceRefresh<T>(
-  key: string,
-  run: (context: RefreshTraceContext | undefined) => Promise<T>,
+function traceFilledIn<T, C extends Failable>(
+  channel: TracingChannel<unknown, C>,
+  makeContext: () => C,
+  run: (context: C | undefined) => Promise<T>,
 ): Promise<T> {
-  if (!refreshChannel.hasSubscribers) return run(undefined);
-  const context: RefreshTraceContext = { key: keyFingerprint(key) };
+  if (!channel.hasSubscribers) return run(undefined);
+  const context = makeContext();
   return traced(
-    refreshChannel,
+    channel,
     context,
     () => run(context),
     () => undefined,
   );
 }
 
-/**
- * Runs one verification inside a `tessera:verify` trace when someone subscribes (the verifier fills
- * in `context`); otherwise only runs it, with no context and no extra work on the cached path.
- */
+/** Runs one renewal of `key` inside a `tessera:refresh` trace (see {@link traceFilledIn}). */
+export function traceRefresh<T>(
+  key: string,
+  run: (context: RefreshTraceContext | undefined) => Promise<T>,
+): Promise<T> {
+  return traceFilledIn(refreshChannel, () => ({ key: keyFingerprint(key) }), run);
+}
+
+/** Runs one verification inside a `tessera:verify` trace (see {@link traceFilledIn}). */
 export function traceVerify<T>(
   scheme: 'Bearer' | 'DPoP',
   run: (context: VerifyTraceContext | undefined) => Promise<T>,
 ): Promise<T> {
-  if (!verifyChannel.hasSubscribers) return run(undefined);
-  const context: VerifyTraceContext = { scheme };
-  return traced(
-    verifyChannel,
-    context,
-    () => run(context),
-    () => undefined,
-  );
+  return traceFilledIn(verifyChannel, () => ({ scheme }), run);
 }
