@@ -40,8 +40,10 @@ export function readPassphrase(io: Io, prompt: string, signal?: AbortSignal): Pr
     };
     if (signal?.aborted === true) return reject(new InterruptedError());
     signal?.addEventListener('abort', onAbort);
-    stderr.write(prompt);
+    // Echo off before the prompt shows: an answer typed as soon as the prompt appears must not
+    // reach the terminal's line discipline while it still echoes.
     stdin.setRawMode?.(true);
+    stderr.write(prompt);
     stdin.on('data', onData);
     stdin.on('end', onEnd);
     stdin.resume();
