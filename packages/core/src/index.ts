@@ -59,6 +59,8 @@ export type {
   ProtectedResourceMetadataOptions,
   RequireTokenOptions,
 } from './verifier/middleware.js';
+export { tokenFingerprint } from './logger.js';
+export type { LogFields, LogLevel, Logger } from './logger.js';
 export { DIAGNOSTICS_CHANNELS } from './diagnostics.js';
 export type {
   RefreshOutcome,

@@ -22,7 +22,18 @@ import { holdTokenSource } from './internal/token-source.js';
 import type { TokenSource } from './internal/token-source.js';
 import { backoffMs } from './internal/backoff.js';
 import { coarseNow, releaseCoarseClock, useCoarseClock } from './internal/coarse-clock.js';
-import { fn, nonEmptyString, nonNegativeNumber, parseOptions, positiveNumber } from './internal/options.js';
+import {
+  fn,
+  logger,
+  nonEmptyString,
+  nonNegativeNumber,
+  parseOptions,
+  positiveNumber,
+} from './internal/options.js';
+import { CLIENT_INTERNALS } from './internal/client-internals.js';
+import { logEvent, TOKEN_MANAGER_LINES } from './internal/event-log.js';
+import { Log } from './internal/log.js';
+import type { Logger } from './logger.js';
 import { RefreshScheduler } from './internal/refresh-scheduler.js';
 import { SafeEventEmitter } from './internal/safe-emitter.js';
 import { traceRefresh } from './internal/tracing.js';
@@ -118,6 +129,13 @@ export interface TokenManagerOptions {
    * @default a hash of issuer, client and grant
    */
   namespace?: string;
+  /**
+   * Where to log (pino-style, see {@link Logger}): tokens acquired, refreshed, stored and cleared at
+   * info, a renewal that failed and will be retried at warn (with its delay), a refresh token the
+   * server refused at error. Tokens appear only as their fingerprint.
+   * @default the client's `logger`, else silent
+   */
+  logger?: Logger;
 }
 
 const objectOf = (members: z.ZodRawShape) => z.looseObject(members, { error: 'must be an object' });
@@ -184,6 +202,7 @@ const optionsSchema = objectOf({
   lock: objectOf({ ttlMs: positiveNumber.optional(), waitMs: nonNegativeNumber.optional() }).optional(),
   storeTimeoutMs: positiveNumber.optional(),
   namespace: z.string({ error: 'must be a string' }).optional(),
+  logger: logger.optional(),
 });
 
 /** The manager's token methods bound to one key. */
@@ -292,6 +311,8 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
   /** The store, bounded and checked, with the near-cache and the newest token set of each key. */
   readonly #view: StoreView;
   readonly #scheduler: RefreshScheduler | undefined;
+  /** The `logger` option's log, or the client's. */
+  readonly #log: Log;
   #closed = false;
 
   /**
@@ -304,6 +325,10 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     super();
     parseOptions(optionsSchema, options, 'TokenManager');
     this.#client = options.client;
+    this.#log = Log.to(
+      options.logger ?? options.client[CLIENT_INTERNALS]?.transport.log.logger,
+      'tessera.token-manager',
+    );
     this.#origin = { issuer: options.client.serverMetadata().issuer, clientId: options.client.clientId };
     this.#namespace = options.namespace;
     this.#ownsStore = options.store === undefined;
@@ -717,7 +742,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
       });
     await this.#view.write(slot.storeKey, tokens);
     this.#schedule(slot, tokens);
-    this.#emitSafely('token.stored', { key: slot.key, ...summary(tokens) });
+    this.#emitSafely('token.stored', { key: slot.key, ...summary(tokens) }, tokens);
     return tokens;
   }
 
@@ -874,12 +899,16 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     if (next !== fresh) return next; // a newer token set won the conditional write
     const rotated = response.refresh_token !== undefined && response.refresh_token !== current.refreshToken;
     if (trace !== undefined) Object.assign(trace, { outcome: 'refreshed', rotated });
-    this.#emitSafely('token.refreshed', {
-      key: slot.key,
-      ...summary(next),
-      rotated,
-      durationMs: Math.max(0, this.#now() - started),
-    });
+    this.#emitSafely(
+      'token.refreshed',
+      {
+        key: slot.key,
+        ...summary(next),
+        rotated,
+        durationMs: Math.max(0, this.#now() - started),
+      },
+      next,
+    );
     return next;
   }
 
@@ -915,7 +944,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     this.#succeeded(slot, next);
     if (next !== fresh) return next;
     if (trace !== undefined) trace.outcome = 'acquired';
-    this.#emitSafely('token.acquired', { key: slot.key, ...summary(next), grantType: type });
+    this.#emitSafely('token.acquired', { key: slot.key, ...summary(next), grantType: type }, next);
     return next;
   }
 
@@ -1046,12 +1075,17 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     this.#emitSafely('token.expired', { key: slot.key, expiredAt: tokens.expiresAt! });
   }
 
-  /** Emits; listeners are isolated from the manager and each other by `SafeEventEmitter`. */
+  /**
+   * Emits, and logs the event's line (internal/event-log.ts) with the fingerprint of `tokens`'
+   * access token; listeners are isolated from the manager and each other by `SafeEventEmitter`.
+   */
   #emitSafely<E extends keyof TokenManagerEvents>(
     event: E,
     payload: Parameters<TokenManagerEvents[E]>[0],
+    tokens?: TokenSet,
   ): void {
     (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
+    logEvent(this.#log, TOKEN_MANAGER_LINES, event, payload as never, tokens?.accessToken);
   }
 
   #noTokens(slot: Slot): TokenManagerError {

@@ -1,6 +1,7 @@
 import type { AxiosInstance } from 'axios';
 import type { JWK } from 'jose';
 import type { DPoPHandle } from './dpop.js';
+import type { Logger } from './logger.js';
 
 /**
  * Extra request parameters. An array value becomes a repeated form field
@@ -163,6 +164,13 @@ export interface ClientOptions {
    * @default 'issuer'
    */
   clientAssertionAudience?: 'issuer' | 'endpoint';
+  /**
+   * Where to log (pino-style; see {@link Logger}): a debug line per HTTP attempt (endpoint, method,
+   * URL without query, status or error code, duration, attempt) and per retry. A `TokenManager` or
+   * `TokenVerifier` built on this client logs here too unless given a logger of its own.
+   * @default silent
+   */
+  logger?: Logger;
 }
 
 /** Options of one request. */

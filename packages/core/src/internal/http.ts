@@ -11,7 +11,8 @@ import type { IncomingMessage } from 'node:http';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { ConfigurationError, ResponseError, TransportError, errorSummary } from '../errors.js';
 import type { ClientOptions } from '../types.js';
-import { traceRequest } from './tracing.js';
+import { traceRequest, urlWithoutQuery } from './tracing.js';
+import { errorFields, Log } from './log.js';
 import { backoffMs } from './backoff.js';
 import { headerSecrets } from './redact.js';
 import { aborted, sleep } from './sleep.js';
@@ -66,13 +67,20 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 /** The options the transport owns: nothing of the client's credentials, only how to send. */
 export type TransportOptions = Pick<
   ClientOptions,
-  'axios' | 'tls' | 'timeoutMs' | 'maxResponseBytes' | 'retry' | 'allowInsecureRequests' | 'headers'
+  | 'axios'
+  | 'tls'
+  | 'timeoutMs'
+  | 'maxResponseBytes'
+  | 'retry'
+  | 'allowInsecureRequests'
+  | 'headers'
+  | 'logger'
 >;
 
 /** What of `options` is the transport's, picked at the edge (the rest, such as keys, stays out). */
 export function transportOptions(options: ClientOptions): TransportOptions {
-  const { axios, tls, timeoutMs, maxResponseBytes, retry, allowInsecureRequests, headers } = options;
-  return { axios, tls, timeoutMs, maxResponseBytes, retry, allowInsecureRequests, headers };
+  const { axios, tls, timeoutMs, maxResponseBytes, retry, allowInsecureRequests, headers, logger } = options;
+  return { axios, tls, timeoutMs, maxResponseBytes, retry, allowInsecureRequests, headers, logger };
 }
 
 /** Sends requests with keep-alive agents, timeouts, a size limit, no redirects and bounded retries. */
@@ -92,6 +100,8 @@ export class HttpTransport {
   readonly #checkedUrls = new Map<string, true>();
   /** Values of the caller's `headers` that are credentials, for redaction. */
   readonly secrets: readonly string[];
+  /** The client's log: a debug line per attempt. */
+  readonly log: Log;
 
   constructor(options: TransportOptions = {}) {
     this.#axios = options.axios;
@@ -111,6 +121,7 @@ export class HttpTransport {
     this.#allowInsecure = options.allowInsecureRequests === true;
     this.#headers = { 'user-agent': 'tessera', ...lowerCaseKeys(options.headers ?? {}) };
     this.secrets = headerSecrets(this.#headers);
+    this.log = Log.to(options.logger, 'tessera.client');
   }
 
   /**
@@ -144,9 +155,13 @@ export class HttpTransport {
       let response: HttpResponse;
       try {
         const request = await exchange.build();
-        response = await traceRequest(exchange.endpoint, request.method, request.url, attempt, () =>
-          this.#attempt(exchange, request),
-        );
+        const run = (): Promise<HttpResponse> =>
+          traceRequest(exchange.endpoint, request.method, request.url, attempt, () =>
+            this.#attempt(exchange, request),
+          );
+        response = this.log.enabled('debug')
+          ? await this.#logged(exchange, request, attempt, run)
+          : await run();
       } catch (error) {
         const refused = error instanceof TransportError && error.systemCode === 'ECONNREFUSED';
         const retryable =
@@ -154,14 +169,58 @@ export class HttpTransport {
           error.code === 'NETWORK_ERROR' &&
           (exchange.policy === 'idempotent' || refused);
         if (!canRetry || !retryable) throw error;
-        await sleep(this.#backoff(attempt), exchange.signal, exchange.endpoint);
+        await this.#retryAfter(exchange, attempt, this.#backoff(attempt));
         continue;
       }
       if (!canRetry) return response;
       const delay = this.#retryDelay(response, exchange.policy, attempt);
       if (delay === undefined) return response;
-      await sleep(delay, exchange.signal, exchange.endpoint);
+      await this.#retryAfter(exchange, attempt, delay);
     }
+  }
+
+  /** Runs one attempt and logs it at debug: endpoint, method, URL without query, outcome, duration. */
+  async #logged(
+    exchange: Exchange,
+    request: HttpRequest,
+    attempt: number,
+    run: () => Promise<HttpResponse>,
+  ): Promise<HttpResponse> {
+    const fields = {
+      endpoint: exchange.endpoint,
+      method: request.method,
+      url: urlWithoutQuery(request.url),
+      attempt,
+    };
+    const started = performance.now();
+    const durationMs = (): number => Math.round((performance.now() - started) * 10) / 10;
+    try {
+      const response = await run();
+      this.log.write(
+        'debug',
+        { ...fields, status: response.status, durationMs: durationMs() },
+        `${exchange.endpoint} answered ${response.status}`,
+      );
+      return response;
+    } catch (error) {
+      const failure = errorFields(error);
+      this.log.write(
+        'debug',
+        { ...fields, ...failure, durationMs: durationMs() },
+        `${exchange.endpoint} gave no answer: ${failure.errorCode ?? failure.error}`,
+      );
+      throw error;
+    }
+  }
+
+  /** Waits `delayMs` before the retry after `attempt`, saying so at debug. */
+  async #retryAfter(exchange: Exchange, attempt: number, delayMs: number): Promise<void> {
+    this.log.write(
+      'debug',
+      { endpoint: exchange.endpoint, attempt, retryInMs: Math.round(delayMs) },
+      `${exchange.endpoint}: retrying in ${Math.round(delayMs)} ms`,
+    );
+    await sleep(delayMs, exchange.signal, exchange.endpoint);
   }
 
   /** Closes idle keep-alive sockets. */

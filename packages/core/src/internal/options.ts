@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { ConfigurationError } from '../errors.js';
+import type { Logger } from '../logger.js';
 
 const finite = z
   .number({ error: 'must be a finite number' })
@@ -32,6 +33,17 @@ const headers = z.record(
     .string({ error: 'must be a string' })
     .refine((v) => !/[\r\n\0]/.test(v), 'must not contain CR, LF or NUL'),
   { error: 'must be an object of header names to strings' },
+);
+
+/** A pino-style logger: `debug`, `info`, `warn` and `error` functions. */
+export const logger = z.custom<Logger>(
+  (v) =>
+    (typeof v === 'object' || typeof v === 'function') &&
+    v !== null &&
+    ['debug', 'info', 'warn', 'error'].every(
+      (level) => typeof (v as Record<string, unknown>)[level] === 'function',
+    ),
+  'must be a logger with debug, info, warn and error methods',
 );
 
 /** `ClientOptions` (see types.ts for what each means). */
@@ -71,6 +83,7 @@ export const clientOptionsSchema = z.looseObject(
     clientAssertionAudience: z
       .enum(['issuer', 'endpoint'], { error: "must be 'issuer' or 'endpoint'" })
       .optional(),
+    logger: logger.optional(),
   },
   { error: 'must be an object' },
 );

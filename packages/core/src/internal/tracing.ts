@@ -2,7 +2,6 @@
  * Publishing to the tracing channels of `diagnostics.ts`: only when someone subscribes, and with
  * contexts built here from safe parts only.
  */
-import { createHash } from 'node:crypto';
 import { tracingChannel, type TracingChannel } from 'node:diagnostics_channel';
 import {
   DIAGNOSTICS_CHANNELS,
@@ -10,6 +9,7 @@ import {
   type RequestTraceContext,
   type VerifyTraceContext,
 } from '../diagnostics.js';
+import { tokenFingerprint } from '../logger.js';
 
 /** The `tessera:request` tracing channel. */
 export const requestChannel: TracingChannel<unknown, RequestTraceContext> = tracingChannel(
@@ -77,8 +77,8 @@ function traced<T, C extends Failable>(
   });
 }
 
-/** `url` without user info, query and fragment. */
-function traceableUrl(url: string): string {
+/** `url` without user info, query and fragment (they may carry credentials or parameters). */
+export function urlWithoutQuery(url: string): string {
   try {
     const parsed = new URL(url);
     return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
@@ -99,15 +99,10 @@ export function traceRequest<T extends { status: number }>(
   run: () => Promise<T>,
 ): Promise<T> {
   if (!requestChannel.hasSubscribers) return run();
-  const context: RequestTraceContext = { endpoint, method, url: traceableUrl(url), attempt };
+  const context: RequestTraceContext = { endpoint, method, url: urlWithoutQuery(url), attempt };
   return traced(requestChannel, context, run, (response) => {
     context.status = response.status;
   });
-}
-
-/** A key as traces show it: the first 16 hex digits of its SHA-256 (keys may name users). */
-function keyFingerprint(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 16);
 }
 
 /**
@@ -134,7 +129,7 @@ export function traceRefresh<T>(
   key: string,
   run: (context: RefreshTraceContext | undefined) => Promise<T>,
 ): Promise<T> {
-  return traceFilledIn(refreshChannel, () => ({ key: keyFingerprint(key) }), run);
+  return traceFilledIn(refreshChannel, () => ({ key: tokenFingerprint(key) }), run);
 }
 
 /** Runs one verification inside a `tessera:verify` trace (see {@link traceFilledIn}). */

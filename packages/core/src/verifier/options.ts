@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import type { Client } from '../client.js';
 import { CLIENT_INTERNALS } from '../internal/client-internals.js';
-import { fn, nonEmptyString, nonNegativeNumber, positiveNumber } from '../internal/options.js';
+import { fn, logger, nonEmptyString, nonNegativeNumber, positiveNumber } from '../internal/options.js';
+import type { Logger } from '../logger.js';
 import { REVOKED_TOKENS } from '../internal/revocation-feed.js';
 import type { TokenManager } from '../token-manager.js';
 import type { BearerMethod } from './request-credentials.js';
@@ -96,6 +97,12 @@ export interface TokenVerifierOptions {
   tokenManager?: TokenManager;
   /** The clock, epoch milliseconds (for tests). @default Date.now */
   now?: () => number;
+  /**
+   * Where to log (pino-style, see {@link Logger}): each verification at debug (a token only as its
+   * fingerprint), a token that could not be judged (503) and a JWKS fetch that failed at warn.
+   * @default the client's `logger` (of the first issuer), else silent
+   */
+  logger?: Logger;
 }
 
 /** What a verification is checked against, besides the token. */
@@ -200,6 +207,7 @@ export const verifierOptionsSchema = z.looseObject(
       )
       .optional(),
     now: fn.optional(),
+    logger: logger.optional(),
   },
   { error: 'must be an object' },
 );

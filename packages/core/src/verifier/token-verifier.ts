@@ -19,7 +19,9 @@ import { fetchKeySet } from '../internal/jwks.js';
 import { isEncryptedJwt, unverifiedClaims, verifyJwt } from '../internal/jwt.js';
 import { parseOptions } from '../internal/options.js';
 import { REVOKED_TOKENS } from '../internal/revocation-feed.js';
-import { traceVerify } from '../internal/tracing.js';
+import { traceVerify, urlWithoutQuery } from '../internal/tracing.js';
+import { logEvent, TOKEN_VERIFIER_LINES } from '../internal/event-log.js';
+import { errorFields, Log } from '../internal/log.js';
 import type { VerifyTraceContext } from '../diagnostics.js';
 import type { RevocationFeed } from '../internal/revocation-feed.js';
 import { SafeEventEmitter } from '../internal/safe-emitter.js';
@@ -119,6 +121,10 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
   readonly #bearerMethods: readonly BearerMethod[];
   readonly #introspectionBearer: (() => string | Promise<string>) | undefined;
   readonly #now: () => number;
+  /** The `logger` option's log, or the first issuer's client's. */
+  readonly #log: Log;
+  /** Whether events are logged (a logger was given): `token.verified` is then always built. */
+  readonly #logsEvents: boolean;
   readonly #inFlight = new Map<string, Promise<CachedVerification>>();
   /** The result with its scheme, made once per cached result. */
   readonly #presented = new WeakMap<object, { Bearer?: VerifiedToken; DPoP?: VerifiedToken }>();
@@ -175,6 +181,11 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     this.#toleranceSeconds =
       options.clockToleranceSeconds ?? list[0]?.[CLIENT_INTERNALS].toleranceSeconds ?? 30;
     this.#now = options.now ?? Date.now;
+    this.#log = Log.to(
+      options.logger ?? list[0]?.[CLIENT_INTERNALS].transport.log.logger,
+      'tessera.token-verifier',
+    );
+    this.#logsEvents = this.#log.logger !== undefined;
 
     const cache = options.cache;
     const settings: VerificationCacheSettings =
@@ -327,15 +338,19 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
         await this.#checkBinding(result, token, scheme, options);
       }
       if (trace !== undefined) Object.assign(trace, { kind: result.kind, cached, outcome: 'verified' });
-      if (this.listenerCount('token.verified') > 0) {
-        this.emit('token.verified', {
-          kind: result.kind,
-          scheme,
-          issuer: result.issuer,
-          ...(result.subject === undefined ? {} : { subject: result.subject }),
-          ...(result.clientId === undefined ? {} : { clientId: result.clientId }),
-          cached,
-        });
+      if (this.#logsEvents || this.listenerCount('token.verified') > 0) {
+        this.#report(
+          'token.verified',
+          {
+            kind: result.kind,
+            scheme,
+            issuer: result.issuer,
+            ...(result.subject === undefined ? {} : { subject: result.subject }),
+            ...(result.clientId === undefined ? {} : { clientId: result.clientId }),
+            cached,
+          },
+          token,
+        );
       }
       return result;
     } catch (error) {
@@ -343,7 +358,11 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       if (trace !== undefined) {
         Object.assign(trace, { cached, outcome: 'rejected', reason: failure.reason, status: failure.status });
       }
-      this.emit('token.rejected', { reason: failure.reason, status: failure.status, error: failure });
+      this.#report(
+        'token.rejected',
+        { reason: failure.reason, status: failure.status, error: failure },
+        typeof token === 'string' && token !== '' ? token : undefined,
+      );
       throw failure;
     }
   }
@@ -361,7 +380,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       credentials = readCredentials(request, this.#bearerMethods);
     } catch (error) {
       const failure = this.#asVerificationError(error, 'both');
-      this.emit('token.rejected', { reason: failure.reason, status: failure.status, error: failure });
+      this.#report('token.rejected', { reason: failure.reason, status: failure.status, error: failure });
       throw failure;
     }
     return this.verify(credentials.token, {
@@ -389,7 +408,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       typeof exp === 'number' ? Math.ceil(exp + this.#toleranceSeconds - this.#now() / 1000) : 0;
     if (ttlSeconds > 0) await this.#bounded(this.#cache.set(hash, { status: 'revoked' }, ttlSeconds), 'set');
     else await this.#bounded(this.#cache.delete(hash), 'delete');
-    this.emit('cache.evicted', { by: 'token', origin });
+    this.#report('cache.evicted', { by: 'token', origin });
   }
 
   /**
@@ -405,10 +424,20 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
       this.#cache.revokeSubject(subject, Math.floor(this.#now() / 1000), SUBJECT_REVOCATION_SECONDS),
       'delete',
     );
-    this.emit('cache.evicted', { by: 'subject', origin: 'local' });
+    this.#report('cache.evicted', { by: 'subject', origin: 'local' });
   }
 
   /** Stops listening for evictions and revocations, and releases the cache the verifier made. */
+  /** Emits `event` and logs its line (internal/event-log.ts), with `token`'s fingerprint. */
+  #report<E extends keyof TokenVerifierEvents>(
+    event: E,
+    payload: Parameters<TokenVerifierEvents[E]>[0],
+    token?: string,
+  ): void {
+    (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
+    logEvent(this.#log, TOKEN_VERIFIER_LINES, event, payload as never, token);
+  }
+
   async close(): Promise<void> {
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     if (this.#ownsCache) (this.#cache as MemoryVerificationCache).clear();
@@ -650,7 +679,21 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
             );
           }
           // Its own deadline, retries included: waiting callers are held by it (a 503 beats a hang).
-          return fetchKeySet(transport, uri, AbortSignal.timeout(JWKS_DEADLINE_MS));
+          const fields = { issuer: client.serverMetadata().issuer, url: urlWithoutQuery(uri) };
+          return fetchKeySet(transport, uri, AbortSignal.timeout(JWKS_DEADLINE_MS)).then(
+            (jwks) => {
+              this.#log.write('debug', { ...fields, keys: jwks.keys.length }, "fetched the issuer's JWKS");
+              return jwks;
+            },
+            (error: unknown) => {
+              this.#log.write(
+                'warn',
+                { ...fields, ...errorFields(error) },
+                "fetching the issuer's JWKS failed: JWTs are verified with the last good keys for up to an hour, then answered 503",
+              );
+              throw error;
+            },
+          );
         },
         this.#now,
         KEY_SET_TIMINGS,
@@ -827,7 +870,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     this.#generation++;
     if ('hash' in eviction) this.#inFlight.delete(eviction.hash);
     else this.#inFlight.clear();
-    this.emit('cache.evicted', { by: 'hash' in eviction ? 'token' : 'subject', origin: 'remote' });
+    this.#report('cache.evicted', { by: 'hash' in eviction ? 'token' : 'subject', origin: 'remote' });
   }
 }
 
