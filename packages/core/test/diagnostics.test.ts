@@ -283,6 +283,12 @@ describe('tessera:verify', () => {
       },
     ]);
     expect(introspectedWithin[0]).toBe(finished[0]);
+
+    // A token refused before the cache was asked says nothing of the cache.
+    finished.length = 0;
+    await expect(verifier.verify('x'.repeat(20_000))).rejects.toMatchObject({ reason: 'malformed' });
+    expect(finished).toEqual([expect.objectContaining({ outcome: 'rejected', reason: 'malformed' })]);
+    expect(finished[0]).not.toHaveProperty('cached');
     const shown = JSON.stringify(finished.map(({ error, ...rest }) => ({ ...rest, error: String(error) })));
     expect(shown).not.toContain(access_token);
     expect(shown).not.toContain('not-a-token-this-server-issued');

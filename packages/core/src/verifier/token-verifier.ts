@@ -310,7 +310,8 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     scheme: 'Bearer' | 'DPoP',
     trace: VerifyTraceContext | undefined,
   ): Promise<VerifiedToken> {
-    let cached = true;
+    /** Whether the cache decided; unknown until it was asked (a malformed token never is). */
+    let cached: boolean | undefined;
     try {
       if (typeof token !== 'string' || token === '') {
         throw this.#fail({ reason: 'missing', description: 'an access token is required', scheme: 'none' });
@@ -329,10 +330,8 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
         throw TokenStoreError.from('get', error, { store: 'verification cache' });
       }
       entry = isPromise(found) ? await this.#bounded(found, 'get') : found;
-      if (entry === undefined) {
-        cached = false;
-        entry = await this.#decideOnce(token, hash, scheme, generation);
-      }
+      cached = entry !== undefined;
+      entry ??= await this.#decideOnce(token, hash, scheme, generation);
       const result = this.#accepted(entry, scheme, options);
       if (result.cnf?.jkt !== undefined || scheme === 'DPoP' || this.#dpopRequired) {
         await this.#checkBinding(result, token, scheme, options);
@@ -356,7 +355,12 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     } catch (error) {
       const failure = this.#asVerificationError(error, scheme);
       if (trace !== undefined) {
-        Object.assign(trace, { cached, outcome: 'rejected', reason: failure.reason, status: failure.status });
+        Object.assign(trace, {
+          ...(cached === undefined ? {} : { cached }),
+          outcome: 'rejected',
+          reason: failure.reason,
+          status: failure.status,
+        });
       }
       this.#report(
         'token.rejected',
