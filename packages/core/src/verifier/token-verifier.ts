@@ -431,7 +431,6 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     this.#report('cache.evicted', { by: 'subject', origin: 'local' });
   }
 
-  /** Stops listening for evictions and revocations, and releases the cache the verifier made. */
   /** Emits `event` and logs its line (internal/event-log.ts), with `token`'s fingerprint. */
   #report<E extends keyof TokenVerifierEvents>(
     event: E,
@@ -442,6 +441,7 @@ export class TokenVerifier extends SafeEventEmitter<TokenVerifierEvents> {
     logEvent(this.#log, TOKEN_VERIFIER_LINES, event, payload as never, token);
   }
 
+  /** Stops listening for evictions and revocations, and releases the cache the verifier made. */
   async close(): Promise<void> {
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     if (this.#ownsCache) (this.#cache as MemoryVerificationCache).clear();
