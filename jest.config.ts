@@ -11,7 +11,7 @@ const config: Config = {
   roots: ['<rootDir>/packages', '<rootDir>/examples'],
   testMatch: ['**/test/**/*.test.ts'],
   moduleNameMapper: {
-    '^@tessera/(core|testing|store-redis|store-file)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@tessera/(core|testing|store-redis|store-file|opentelemetry)$': '<rootDir>/packages/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {

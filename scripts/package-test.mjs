@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const consumerFiles = fileURLToPath(new URL('./package-test/', import.meta.url));
-const PACKAGES = ['core', 'store-redis', 'store-file', 'testing', 'cli'];
+const PACKAGES = ['core', 'store-redis', 'store-file', 'opentelemetry', 'testing', 'cli'];
 const REQUIRED_FIELDS = [
   'description',
   'license',

@@ -61,6 +61,32 @@ describe('examples', () => {
     expect(code).toBe(0);
   }, 60_000);
 
+  it('observability: pino lines, nested spans and metrics for an acquisition, a refresh and a failure', async () => {
+    const { code, output } = await run('examples/observability.ts');
+    // Logs: every exchange at debug, the events at info, the refused refresh token at error.
+    expect(output).toMatch(/"level":20,.*"endpoint":"token endpoint",.*"status":200/);
+    expect(output).toMatch(/"level":30,.*"event":"token\.acquired","key":"default".*"token":"[0-9a-f]{16}"/);
+    expect(output).toMatch(/"level":30,.*"event":"token\.refreshed","key":"ada",.*"rotated":true/);
+    expect(output).toMatch(/"level":50,.*"event":"refresh\.failed","key":"ada","errorCode":"OAUTH_ERROR"/);
+    // Spans: the renewal inside the handler's span; its outcome; the metrics at shutdown.
+    expect(output).toContain("name: 'GET /reports'");
+    expect(output).toContain("'tessera.refresh.outcome': 'acquired'");
+    expect(output).toContain("'tessera.refresh.rotated': true");
+    expect(output).toContain("'tessera.refresh.outcome': 'failed'");
+    for (const metric of [
+      'tessera.token.requests',
+      'tessera.token.request.duration',
+      'tessera.refresh.failures',
+    ]) {
+      expect(output).toContain(`name: '${metric}'`);
+    }
+    // No token: opaque ones never show, and no JWT (an ID token) either.
+    expect(output).not.toMatch(/eyJ[\w-]+\.eyJ/);
+    expect(output).not.toMatch(/access_token|refresh_token"|Authorization:|Basic [A-Za-z0-9+/=]{8}/);
+    expect(output).toContain('done.');
+    expect(code).toBe(0);
+  }, 60_000);
+
   it('client-basics: discovers, gets, introspects and revokes a token', async () => {
     const { code, output } = await run('examples/client-basics.ts');
     expect(output).toContain('active             true');

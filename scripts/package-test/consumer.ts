@@ -16,6 +16,7 @@ import type {
   VerificationCache,
   VerifiedToken,
 } from '@tessera/core';
+import { instrumentTessera } from '@tessera/opentelemetry';
 import { FileTokenStore } from '@tessera/store-file';
 import { RedisTokenStore, RedisVerificationCache } from '@tessera/store-redis';
 import { createFakeClock, startTestServer } from '@tessera/testing';
@@ -34,6 +35,8 @@ const suiteOptions: TokenStoreSuiteOptions<RedisTokenStore> = {
   breakStore: (store) => store.close(),
 };
 
+// With the API's no-op providers (no SDK installed): it loads, subscribes and unsubscribes.
+const uninstrument: () => void = instrumentTessera();
 const server = await startTestServer();
 const events: Array<keyof TokenManagerEvents> = [];
 try {
@@ -88,4 +91,5 @@ try {
   await server.close();
   await redisStore.close?.();
   redis.disconnect();
+  uninstrument();
 }
