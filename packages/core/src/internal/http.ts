@@ -332,6 +332,7 @@ export class HttpTransport {
       const headers: Record<string, string | number> = { ...this.#headers, ...request.headers };
       if (request.body !== undefined) headers['content-length'] = Buffer.byteLength(request.body);
       const send = target.secure ? https.request : http.request;
+      let answered = false;
       const req = send(
         {
           method: request.method,
@@ -341,19 +342,25 @@ export class HttpTransport {
           headers,
           agent: target.secure ? this.#httpsAgent : this.#httpAgent,
         },
-        (response) =>
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, stream: response }),
+        (response) => {
+          answered = true;
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, stream: response });
+        },
       );
       onCancel(() => req.destroy());
       req.once('error', reject);
       // A 101 hands the socket over to another protocol: not an answer we can use. It is reported
       // as the status it is (an HTTP error), with no body, and the socket is closed.
       req.once('upgrade', (response: IncomingMessage, socket: { destroy(): void }) => {
+        answered = true;
         socket.destroy();
         resolve({ status: response.statusCode ?? 101, headers: response.headers, stream: undefined });
       });
-      // Closed without a response and without an error (e.g. after an unhandled upgrade).
-      req.once('close', () => reject(new Error('the connection closed before a response')));
+      // Closed without a response and without an error (e.g. after an unhandled upgrade). Every
+      // request closes, answered or not: the error (and its stack trace) is built only when unanswered.
+      req.once('close', () => {
+        if (!answered) reject(new Error('the connection closed before a response'));
+      });
       req.end(request.body);
     });
   }
