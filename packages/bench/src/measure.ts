@@ -27,6 +27,11 @@ export interface Contender {
   name: string;
   /** One operation, e.g. one token request; must reject on any failure. */
   operation: () => Promise<unknown>;
+  /**
+   * Runs before each of the contender's runs (warm-up included) and returns what undoes it after
+   * the run: state that must not be in place while the other contenders run (a subscription).
+   */
+  setup?: () => () => void;
 }
 
 /** A contender's figures. */
@@ -118,10 +123,12 @@ export async function measureContenders(
 ): Promise<ContenderResult[]> {
   for (const contender of contenders) {
     if (options.warmup > 0) {
-      await runConcurrently(contender.operation, {
-        operations: options.warmup,
-        concurrency: options.concurrency,
-      });
+      await runSetUp(contender, () =>
+        runConcurrently(contender.operation, {
+          operations: options.warmup,
+          concurrency: options.concurrency,
+        }),
+      );
     }
   }
   const rounds = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
@@ -130,7 +137,7 @@ export async function measureContenders(
     for (let i = 0; i < contenders.length; i++) {
       const contender = contenders[(i + round) % contenders.length]!;
       collectGarbage();
-      const timing = await runConcurrently(contender.operation, options);
+      const timing = await runSetUp(contender, () => runConcurrently(contender.operation, options));
       rounds.get(contender.name)!.push(opsPerSecond(options.operations, timing.elapsedMs));
       cpu.get(contender.name)!.push(timing.cpuMicros / options.operations);
     }
@@ -144,6 +151,16 @@ export async function measureContenders(
       cpuMicrosPerOp: median(cpu.get(c.name)!),
     };
   });
+}
+
+/** Runs `run` between the contender's `setup` and what it returned. */
+async function runSetUp<T>(contender: Contender, run: () => Promise<T>): Promise<T> {
+  const undo = contender.setup?.();
+  try {
+    return await run();
+  } finally {
+    undo?.();
+  }
 }
 
 /** Nanoseconds per awaited `getValidAccessToken()`, over `count` calls in one loop. */

@@ -1,11 +1,17 @@
 /**
  * Client round trip: one client credentials grant, and one token introspection, against the local
- * static token server, by raw undici (the baseline), Tessera's `Client` and openid-client v6.
+ * static token server, by raw undici (the baseline), Tessera's `Client` (alone, and with
+ * `@tessera/opentelemetry` recording into the real SDK) and openid-client v6, at concurrency 1 and
+ * 32 (`BENCH_ROUNDTRIP_CONCURRENCY`).
  *
- * Target (DESIGN.md, "What it must reach"): Tessera at least 0.5x the throughput of a raw
- * `undici.request` POST; openid-client v6 reaches about 0.12x.
+ * Target (issue 14, stricter than DESIGN.md's 0.5x): Tessera at least 0.7x the throughput of a raw
+ * `undici.request` POST at each concurrency; openid-client v6 reaches about 0.12x.
  */
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Client } from '@tessera/core';
+import { instrumentTessera } from '@tessera/opentelemetry';
 import * as openid from 'openid-client';
 import { Agent, request } from 'undici';
 import { measureContenders, median } from '../measure.js';
@@ -18,12 +24,14 @@ const CLIENT_ID = 'c1';
 const CLIENT_SECRET = 's1';
 const SCOPE = 'api';
 /** Tessera's throughput must be at least this fraction of raw undici's. */
-const TARGET_RATIO = 0.5;
+const TARGET_RATIO = 0.7;
+/** The concurrencies measured, unless `BENCH_ROUNDTRIP_CONCURRENCY` names others. */
+const DEFAULT_CONCURRENCIES = [1, 32];
 /** The contender every ratio is taken against. */
 const BASELINE = 'undici';
 
 /** The names of this suite's contenders, for `BENCH_ONLY`. */
-export const CLIENT_ROUNDTRIP_CONTENDERS = ['undici', 'tessera', 'openid-client'] as const;
+export const CLIENT_ROUNDTRIP_CONTENDERS = ['undici', 'tessera', 'tessera+otel', 'openid-client'] as const;
 
 type ContenderName = (typeof CLIENT_ROUNDTRIP_CONTENDERS)[number];
 
@@ -96,6 +104,7 @@ function operations(issuer: string, clients: Clients): Operation[] {
       contenders: {
         undici: () => undiciPost(clients.undici, `${issuer}/token`, grantForm),
         tessera: () => clients.tessera.clientCredentialsGrant({ scope: SCOPE }),
+        'tessera+otel': () => clients.tessera.clientCredentialsGrant({ scope: SCOPE }),
         'openid-client': () => openid.clientCredentialsGrant(clients.openid, { scope: SCOPE }),
       },
       check: (name, result) => {
@@ -107,6 +116,7 @@ function operations(issuer: string, clients: Clients): Operation[] {
       contenders: {
         undici: () => undiciPost(clients.undici, `${issuer}/introspect`, introspectionForm),
         tessera: () => clients.tessera.tokenIntrospection(token),
+        'tessera+otel': () => clients.tessera.tokenIntrospection(token),
         'openid-client': () => openid.tokenIntrospection(clients.openid, token),
       },
       check: (name, result) => {
@@ -114,6 +124,50 @@ function operations(issuer: string, clients: Clients): Operation[] {
       },
     },
   ];
+}
+
+/** Drops what it is given, as fast as an exporter can: the cost measured is the recording. */
+class DiscardingSpanExporter implements SpanExporter {
+  export(_spans: ReadableSpan[], done: Parameters<SpanExporter['export']>[1]): void {
+    done({ code: 0 });
+  }
+  async shutdown(): Promise<void> {}
+}
+
+/** A metric reader nobody reads: the instruments still aggregate every measurement. */
+class IdleMetricReader extends MetricReader {
+  protected async onForceFlush(): Promise<void> {}
+  protected async onShutdown(): Promise<void> {}
+}
+
+/**
+ * What a production service runs: a batching span processor and a meter provider. The
+ * `tessera+otel` contender subscribes only during its own runs, so the others run without it.
+ */
+function openTelemetry(): { instrument: () => () => void; shutdown: () => Promise<void> } {
+  const tracerProvider = new BasicTracerProvider({
+    spanProcessors: [new BatchSpanProcessor(new DiscardingSpanExporter())],
+  });
+  const meterProvider = new MeterProvider({ readers: [new IdleMetricReader()] });
+  return {
+    instrument: () => instrumentTessera({ tracerProvider, meterProvider }),
+    shutdown: async () => {
+      await Promise.all([tracerProvider.shutdown(), meterProvider.shutdown()]);
+    },
+  };
+}
+
+/** The concurrencies of `BENCH_ROUNDTRIP_CONCURRENCY` (e.g. `1,32`), or the defaults. */
+function concurrencies(): number[] {
+  const raw = process.env.BENCH_ROUNDTRIP_CONCURRENCY;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_CONCURRENCIES;
+  return raw.split(',').map((part) => {
+    const value = Number(part.trim());
+    if (!Number.isInteger(value) || value < 1) {
+      throw new Error(`BENCH_ROUNDTRIP_CONCURRENCY must list positive integers, got ${raw}`);
+    }
+    return value;
+  });
 }
 
 /**
@@ -136,41 +190,61 @@ export const clientRoundtripSuite: Suite = {
     const { config } = context;
     const server = await context.tokenServer();
     const clients = await createClients(server.issuer);
+    const telemetry = openTelemetry();
     const rows: string[][] = [];
     const targets: TargetCheck[] = [];
     try {
-      for (const operation of operations(server.issuer, clients)) {
-        const contenders: Contender[] = CLIENT_ROUNDTRIP_CONTENDERS.filter(
-          (name) => config.only?.has(name) ?? true,
-        ).map((name) => ({ name, operation: operation.contenders[name] }));
-        for (const contender of contenders) {
-          operation.check(contender.name as ContenderName, await contender.operation());
+      for (const concurrency of concurrencies()) {
+        for (const operation of operations(server.issuer, clients)) {
+          const contenders: Contender[] = CLIENT_ROUNDTRIP_CONTENDERS.filter(
+            (name) => config.only?.has(name) ?? true,
+          ).map((name) => ({
+            name,
+            operation: operation.contenders[name],
+            ...(name === 'tessera+otel' ? { setup: telemetry.instrument } : {}),
+          }));
+          for (const contender of contenders) {
+            const undo = contender.setup?.();
+            try {
+              operation.check(contender.name as ContenderName, await contender.operation());
+            } finally {
+              undo?.();
+            }
+          }
+          const results = await measureContenders(contenders, { ...config, concurrency });
+          const alone = results.find((result) => result.name === 'tessera');
+          for (const result of results) {
+            const ratio = ratioTo(results, result.name);
+            const overhead =
+              result.name === 'tessera+otel' && alone !== undefined
+                ? ` (+${formatCount(result.cpuMicrosPerOp - alone.cpuMicrosPerOp)})`
+                : '';
+            rows.push([
+              operation.label,
+              String(concurrency),
+              result.name,
+              formatCount(result.opsPerSecond),
+              result.rounds.map(formatCount).join(' / '),
+              ratio === undefined ? 'n/a' : formatRatio(ratio),
+              `${formatCount(result.cpuMicrosPerOp)}${overhead}`,
+            ]);
+          }
+          const measured = ratioTo(results, 'tessera');
+          targets.push({
+            description: `${operation.label}, concurrency ${concurrency}: tessera / undici >= ${TARGET_RATIO}`,
+            measured,
+            met: measured === undefined ? undefined : measured >= TARGET_RATIO,
+          });
         }
-        const results = await measureContenders(contenders, config);
-        for (const result of results) {
-          const ratio = ratioTo(results, result.name);
-          rows.push([
-            operation.label,
-            result.name,
-            formatCount(result.opsPerSecond),
-            result.rounds.map(formatCount).join(' / '),
-            ratio === undefined ? 'n/a' : formatRatio(ratio),
-            formatCount(result.cpuMicrosPerOp),
-          ]);
-        }
-        const measured = ratioTo(results, 'tessera');
-        targets.push({
-          description: `${operation.label}: tessera / undici >= ${TARGET_RATIO}`,
-          measured,
-          met: measured === undefined ? undefined : measured >= TARGET_RATIO,
-        });
       }
     } finally {
       await clients.undici.close();
+      await telemetry.shutdown();
     }
     const table = formatTable(
       [
         { heading: 'operation' },
+        { heading: 'concurrency', align: 'right' },
         { heading: 'contender' },
         { heading: 'ops/s (median)', align: 'right' },
         { heading: 'rounds (ops/s)', align: 'right' },
