@@ -212,19 +212,33 @@ function failed(span: Span, type: string, context: TraceContext): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: context.error?.message ?? type });
 }
 
+/** `server.address` and `server.port` of the URLs seen, parsed once each (a client has a few). */
+const servers = new Map<string, Attributes>();
+
+function serverOf(url: string): Attributes {
+  let attributes = servers.get(url);
+  if (attributes === undefined) {
+    attributes = {};
+    try {
+      const parsed = new URL(url);
+      attributes['server.address'] = parsed.hostname.replace(/^\[|\]$/g, '');
+      attributes['server.port'] =
+        parsed.port === '' ? (parsed.protocol === 'https:' ? 443 : 80) : Number(parsed.port);
+    } catch {
+      // An unparsable URL has neither: the span keeps what it has.
+    }
+    if (servers.size < 1000) servers.set(url, attributes);
+  }
+  return attributes;
+}
+
 function requestSpan(tracer: Tracer, context: RequestTraceContext, parent: Context): Span {
   const attributes: Attributes = {
     'http.request.method': context.method,
     'url.full': context.url,
     'tessera.endpoint': context.endpoint,
+    ...serverOf(context.url),
   };
-  try {
-    const url = new URL(context.url);
-    attributes['server.address'] = url.hostname.replace(/^\[|\]$/g, '');
-    attributes['server.port'] = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
-  } catch {
-    // An unparsable URL has neither: the span keeps what it has.
-  }
   if (context.attempt > 0) attributes['http.request.resend_count'] = context.attempt;
   return tracer.startSpan(context.method, { kind: SpanKind.CLIENT, attributes }, parent);
 }
