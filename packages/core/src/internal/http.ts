@@ -253,87 +253,67 @@ export class HttpTransport {
    * One attempt, bounded by `timeoutMs` and the caller's signal. The deadline and the signal settle
    * the attempt themselves instead of waiting for the socket to report an error: whatever the server
    * does (a `101 Switching Protocols`, 1xx answers without end, a body that never finishes, a socket
-   * closed without an error event), the attempt ends in time.
+   * closed without an error event), the attempt ends in time. One promise per attempt: the
+   * exchange, the deadline and the signal all report to `settle`, and the first report wins.
    */
-  async #attempt(exchange: Exchange, request: HttpRequest): Promise<HttpResponse> {
+  #attempt(exchange: Exchange, request: HttpRequest): Promise<HttpResponse> {
     const { endpoint, signal } = exchange;
-    this.assertUrl(request.url, endpoint);
-    if (signal?.aborted) throw aborted(endpoint, signal.reason);
-
-    let cancel: (() => void) | undefined;
-    const stop = (): void => cancel?.();
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    const interrupted = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        stop();
-        reject(
-          new TransportError('TIMEOUT', `${endpoint} did not answer within ${this.#timeoutMs} ms`, {
-            endpoint,
-          }),
-        );
-      }, this.#timeoutMs);
-      onAbort = () => {
-        stop();
-        reject(aborted(endpoint, signal?.reason));
+    try {
+      this.assertUrl(request.url, endpoint);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    if (signal?.aborted) return Promise.reject(aborted(endpoint, signal.reason));
+    return new Promise((resolve, reject) => {
+      // What stops the exchange: known once it has started (it may report before that).
+      const state: { settled: boolean; cancel?: () => void } = { settled: false };
+      const settle: Settle = (error, response) => {
+        if (state.settled) return;
+        state.settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (error === undefined) {
+          resolve(response!);
+        } else {
+          state.cancel?.();
+          reject(error);
+        }
       };
+      const timer = setTimeout(
+        () =>
+          settle(
+            new TransportError('TIMEOUT', `${endpoint} did not answer within ${this.#timeoutMs} ms`, {
+              endpoint,
+            }),
+          ),
+        this.#timeoutMs,
+      );
+      const onAbort = (): void => settle(aborted(endpoint, signal?.reason));
       signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    const work = this.#exchangeOnce(endpoint, request, (c) => (cancel = c));
-    work.catch(() => undefined); // it may lose the race; its late failure is of no interest then
-    try {
-      return await Promise.race([work, interrupted]);
-    } finally {
-      clearTimeout(timer);
-      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
-    }
-  }
-
-  /** Sends the request and reads the whole response; `onCancel` receives what stops it. */
-  async #exchangeOnce(
-    endpoint: string,
-    request: HttpRequest,
-    onCancel: (cancel: () => void) => void,
-  ): Promise<HttpResponse> {
-    let opened: Opened;
-    try {
-      opened =
+      state.cancel =
         this.#axios === undefined
-          ? await this.#openWithNode(request, onCancel)
-          : await this.#openWithAxios(this.#axios, request, onCancel);
-    } catch (cause) {
-      throw networkError(endpoint, cause);
-    }
-    const { status, stream } = opened;
-    onCancel(() => stream?.destroy());
-    const headers = flattenHeaders(opened.headers);
-    if (Number(headers['content-length']) > this.#maxResponseBytes) {
-      stream?.destroy();
-      throw tooLarge(endpoint, status, this.#maxResponseBytes);
-    }
-    let body: Buffer;
-    try {
-      body = stream === undefined ? Buffer.alloc(0) : await readBody(stream, this.#maxResponseBytes);
-    } catch (cause) {
-      if (cause === TOO_LARGE) throw tooLarge(endpoint, status, this.#maxResponseBytes);
-      throw networkError(endpoint, cause);
-    }
-    return { status, headers, body, receivedAt: Date.now() };
+          ? this.#exchangeWithNode(endpoint, request, settle)
+          : this.#exchangeWithAxios(this.#axios, endpoint, request, settle);
+      if (state.settled) state.cancel(); // it failed at once, before `cancel` was known
+    });
   }
 
   /**
    * Sends with node:http(s) directly: the default, as axios's per-request config and header
    * pipeline cost several times the whole exchange (see BENCHMARKS.md). No redirects are
-   * followed: a 3xx is a response like any other.
+   * followed: a 3xx is a response like any other. Returns what stops the exchange.
    */
-  #openWithNode(request: HttpRequest, onCancel: (cancel: () => void) => void): Promise<Opened> {
-    return new Promise((resolve, reject) => {
+  #exchangeWithNode(endpoint: string, request: HttpRequest, settle: Settle): () => void {
+    let req: http.ClientRequest | undefined;
+    let stream: IncomingMessage | undefined;
+    const fail = (cause: unknown): void => settle(networkError(endpoint, cause));
+    try {
       const target = this.#target(request.url);
       const headers: Record<string, string | number> = { ...this.#headers, ...request.headers };
       if (request.body !== undefined) headers['content-length'] = Buffer.byteLength(request.body);
       const send = target.secure ? https.request : http.request;
       let answered = false;
-      const req = send(
+      req = send(
         {
           method: request.method,
           hostname: target.hostname,
@@ -344,56 +324,115 @@ export class HttpTransport {
         },
         (response) => {
           answered = true;
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, stream: response });
+          stream = response;
+          this.#receive(endpoint, response.statusCode ?? 0, response.headers, response, settle);
         },
       );
-      onCancel(() => req.destroy());
-      req.once('error', reject);
+      req.once('error', fail);
       // A 101 hands the socket over to another protocol: not an answer we can use. It is reported
       // as the status it is (an HTTP error), with no body, and the socket is closed.
       req.once('upgrade', (response: IncomingMessage, socket: { destroy(): void }) => {
         answered = true;
         socket.destroy();
-        resolve({ status: response.statusCode ?? 101, headers: response.headers, stream: undefined });
+        this.#receive(endpoint, response.statusCode ?? 101, response.headers, undefined, settle);
       });
       // Closed without a response and without an error (e.g. after an unhandled upgrade). Every
       // request closes, answered or not: the error (and its stack trace) is built only when unanswered.
       req.once('close', () => {
-        if (!answered) reject(new Error('the connection closed before a response'));
+        if (!answered) fail(new Error('the connection closed before a response'));
       });
       req.end(request.body);
-    });
+    } catch (cause) {
+      fail(cause);
+    }
+    return () => {
+      req?.destroy();
+      stream?.destroy();
+    };
   }
 
   /** Sends with the caller's axios instance (its interceptors and adapter run). */
-  async #openWithAxios(
+  #exchangeWithAxios(
     instance: AxiosInstance,
+    endpoint: string,
     request: HttpRequest,
-    onCancel: (cancel: () => void) => void,
-  ): Promise<Opened> {
+    settle: Settle,
+  ): () => void {
     const controller = new AbortController();
-    onCancel(() => controller.abort());
-    const response: AxiosResponse<IncomingMessage> = await instance.request<IncomingMessage>({
-      method: request.method,
-      url: request.url,
-      headers: { ...this.#headers, ...request.headers },
-      data: request.body,
-      responseType: 'stream',
-      maxRedirects: 0, // a 3xx comes back as a response and is treated as an error
-      validateStatus: () => true,
-      transformRequest: [(data: unknown) => data],
-      transformResponse: [(data: unknown) => data],
-      httpAgent: this.#httpAgent,
-      httpsAgent: this.#httpsAgent,
-      signal: controller.signal,
-      proxy: false,
-    });
-    // Headers as axios normalised them (an interceptor may have changed them).
-    return {
-      status: response.status,
-      headers: { ...(response.headers as Record<string, unknown>) },
-      stream: response.data,
+    let stream: IncomingMessage | undefined;
+    const fail = (cause: unknown): void => settle(networkError(endpoint, cause));
+    try {
+      instance
+        .request<IncomingMessage>({
+          method: request.method,
+          url: request.url,
+          headers: { ...this.#headers, ...request.headers },
+          data: request.body,
+          responseType: 'stream',
+          maxRedirects: 0, // a 3xx comes back as a response and is treated as an error
+          validateStatus: () => true,
+          transformRequest: [(data: unknown) => data],
+          transformResponse: [(data: unknown) => data],
+          httpAgent: this.#httpAgent,
+          httpsAgent: this.#httpsAgent,
+          signal: controller.signal,
+          proxy: false,
+        })
+        .then((response: AxiosResponse<IncomingMessage>) => {
+          stream = response.data ?? undefined;
+          // Headers as axios normalised them (an interceptor may have changed them).
+          const headers = { ...(response.headers as Record<string, unknown>) };
+          this.#receive(endpoint, response.status, headers, stream, settle);
+        }, fail);
+    } catch (cause) {
+      fail(cause);
+    }
+    return () => {
+      controller.abort();
+      stream?.destroy();
     };
+  }
+
+  /** Reads a response's body within `maxResponseBytes` and reports it, or why not, to `settle`. */
+  #receive(
+    endpoint: string,
+    status: number,
+    received: Record<string, unknown>,
+    stream: IncomingMessage | undefined,
+    settle: Settle,
+  ): void {
+    const headers = flattenHeaders(received);
+    const limit = this.#maxResponseBytes;
+    if (Number(headers['content-length']) > limit) {
+      stream?.destroy();
+      settle(tooLarge(endpoint, status, limit));
+      return;
+    }
+    if (stream === undefined) {
+      settle(undefined, { status, headers, body: Buffer.alloc(0), receivedAt: Date.now() });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        stream.destroy();
+        settle(tooLarge(endpoint, status, limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.once('end', () => {
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      settle(undefined, { status, headers, body, receivedAt: Date.now() });
+    });
+    stream.once('error', (cause: unknown) => settle(networkError(endpoint, cause)));
+    stream.once('close', () => {
+      if (!stream.readableEnded) {
+        settle(networkError(endpoint, new Error('the connection closed before the response ended')));
+      }
+    });
   }
 
   /** Host, port and path of a URL, parsed once per URL. */
@@ -413,35 +452,8 @@ export class HttpTransport {
   }
 }
 
-/** A response whose headers have arrived; `stream` is its body (none for a 101). */
-interface Opened {
-  status: number;
-  headers: Record<string, unknown>;
-  stream: IncomingMessage | undefined;
-}
-
-const TOO_LARGE = Symbol('too large');
-
-function readBody(stream: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    stream.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        stream.destroy();
-        reject(TOO_LARGE);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    stream.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    stream.once('error', reject);
-    stream.once('close', () => {
-      if (!stream.readableEnded) reject(new Error('the connection closed before the response ended'));
-    });
-  });
-}
+/** How an exchange reports its outcome: an error, or the whole response. */
+type Settle = (error: Error | undefined, response?: HttpResponse) => void;
 
 function tooLarge(endpoint: string, status: number, limit: number): ResponseError {
   return new ResponseError(
