@@ -126,29 +126,21 @@ export function instrumentTessera(options: InstrumentTesseraOptions = {}): () =>
   // The context each trace's work runs in, so that what runs inside (a renewal's token request)
   // finds its parent even though the application's context manager knows nothing of our spans.
   const active = new AsyncLocalStorage<Context>();
-  const parent = (): Context => active.getStore() ?? otelContext.active();
+  const { tracer } = instruments;
 
   const removers = [
     subscribe(tracingChannel<unknown, RequestTraceContext>(DIAGNOSTICS_CHANNELS.request), active, {
-      open: (context) => requestSpan(instruments.tracer, context, parent()),
+      open: (context, parent) => requestSpan(tracer, context, parent),
       close: (context, open) => closeRequest(instruments, context, open),
     }),
     subscribe(tracingChannel<unknown, RefreshTraceContext>(DIAGNOSTICS_CHANNELS.refresh), active, {
-      open: (context) =>
-        instruments.tracer.startSpan(
-          'tessera.refresh',
-          { kind: SpanKind.INTERNAL, attributes: { 'tessera.key.fingerprint': context.key } },
-          parent(),
-        ),
+      open: (context, parent) =>
+        internalSpan(tracer, 'tessera.refresh', { 'tessera.key.fingerprint': context.key }, parent),
       close: (context, open) => closeRefresh(instruments, context, open),
     }),
     subscribe(tracingChannel<unknown, VerifyTraceContext>(DIAGNOSTICS_CHANNELS.verify), active, {
-      open: (context) =>
-        instruments.tracer.startSpan(
-          'tessera.verify',
-          { kind: SpanKind.INTERNAL, attributes: { 'tessera.verify.scheme': context.scheme } },
-          parent(),
-        ),
+      open: (context, parent) =>
+        internalSpan(tracer, 'tessera.verify', { 'tessera.verify.scheme': context.scheme }, parent),
       close: (context, open) => closeVerify(instruments, context, open),
     }),
   ];
@@ -167,7 +159,7 @@ export function instrumentTessera(options: InstrumentTesseraOptions = {}): () =>
 function subscribe<C extends TraceContext & object>(
   channel: TracingChannel<unknown, C>,
   active: AsyncLocalStorage<Context>,
-  handlers: { open: (context: C) => Span; close: (context: C, open: Open) => void },
+  handlers: { open: (context: C, parent: Context) => Span; close: (context: C, open: Open) => void },
 ): () => void {
   const opened = new WeakMap<C, Open>();
   const finish = (context: C): void => {
@@ -179,9 +171,10 @@ function subscribe<C extends TraceContext & object>(
   // The store's transform runs before `start` is published and before the work: the span is
   // opened there, with the parent of the moment, and becomes the parent of the work inside.
   const bind = (context: C): Context => {
-    const span = handlers.open(context);
+    const parent = active.getStore() ?? otelContext.active();
+    const span = handlers.open(context, parent);
     opened.set(context, { span, startedMs: performance.now(), ended: false });
-    return trace.setSpan(active.getStore() ?? otelContext.active(), span);
+    return trace.setSpan(parent, span);
   };
   const subscribers = {
     start: () => undefined,
@@ -230,6 +223,10 @@ function serverOf(url: string): Attributes {
     if (servers.size < 1000) servers.set(url, attributes);
   }
   return attributes;
+}
+
+function internalSpan(tracer: Tracer, name: string, attributes: Attributes, parent: Context): Span {
+  return tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, parent);
 }
 
 function requestSpan(tracer: Tracer, context: RequestTraceContext, parent: Context): Span {
