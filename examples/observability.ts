@@ -14,7 +14,6 @@
 import { context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import {
-  AggregationTemporality,
   ConsoleMetricExporter,
   MeterProvider,
   PeriodicExportingMetricReader,
@@ -34,7 +33,7 @@ const tracerProvider = new BasicTracerProvider({
   spanProcessors: [new SimpleSpanProcessor(new ConsoleSpanExporter())],
 });
 const metricReader = new PeriodicExportingMetricReader({
-  exporter: new ConsoleMetricExporter({ temporalitySelector: () => AggregationTemporality.CUMULATIVE }),
+  exporter: new ConsoleMetricExporter(),
   exportIntervalMillis: 60_000, // once a minute, and at shutdown (below)
 });
 const meterProvider = new MeterProvider({ readers: [metricReader] });
