@@ -109,6 +109,37 @@ const jwtIntrospectionSchema = z.looseObject({ token_introspection: introspectio
 /** `grant_types_supported` default when the server does not publish it (RFC 8414 §2). */
 const DEFAULT_GRANT_TYPES = ['authorization_code', 'implicit'];
 
+/** How `Client.#post` sends a form. */
+interface PostOptions {
+  policy: RetryPolicy;
+  signal: AbortSignal | undefined;
+  bearer?: string | undefined;
+  accept?: string;
+  dpop?: DPoPHandle | undefined;
+  secrets: CallSecrets;
+  /** `GET` puts the form in the query instead (OA4MP's token-info grant allows it). */
+  method?: 'GET' | 'POST';
+}
+
+/** The request of `headers` and `body`, recorded in `options.secrets` as it goes out. */
+function finishRequest(
+  url: string,
+  headers: Record<string, string>,
+  body: URLSearchParams,
+  options: PostOptions,
+): HttpRequest {
+  if (options.method === 'GET') {
+    delete headers['content-type'];
+    const query = body.toString();
+    // The query holds what a form would: recorded as a body, so its secrets are redacted.
+    options.secrets.sent({ headers, body: query });
+    return { method: 'GET', url: `${url}${url.includes('?') ? '&' : '?'}${query}`, headers };
+  }
+  const request: HttpRequest = { method: 'POST', url, headers, body: body.toString() };
+  options.secrets.sent(request);
+  return request;
+}
+
 /**
  * The OAuth 2.0 / OpenID Connect protocol client: discovery, client authentication, grants,
  * introspection and revocation. Stateless: no caching of tokens, no timers (the JWKS, which the
@@ -860,16 +891,7 @@ export class Client {
   async #post(
     name: EndpointName,
     form: URLSearchParams,
-    options: {
-      policy: RetryPolicy;
-      signal: AbortSignal | undefined;
-      bearer?: string | undefined;
-      accept?: string;
-      dpop?: DPoPHandle | undefined;
-      secrets: CallSecrets;
-      /** `GET` puts the form in the query instead (OA4MP's token-info grant allows it). */
-      method?: 'GET' | 'POST';
-    },
+    options: PostOptions,
   ): Promise<{ response: HttpResponse; context: ResponseContext }> {
     const url = this.#endpoint(name);
     const { dpop, secrets } = options;
@@ -884,26 +906,7 @@ export class Client {
         endpoint: context.endpoint,
         policy: options.policy,
         signal: options.signal,
-        build: async () => {
-          const headers: Record<string, string> = {
-            'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
-            accept: options.accept ?? 'application/json',
-          };
-          const body = new URLSearchParams(form);
-          if (options.bearer === undefined) await auth.apply(url, headers, body, attemptReading);
-          else headers.authorization = `Bearer ${options.bearer}`;
-          if (dpop !== undefined) headers.dpop = await dpop.proof(options.method ?? 'POST', url);
-          if (options.method === 'GET') {
-            delete headers['content-type'];
-            const query = body.toString();
-            // The query holds what a form would: recorded as a body, so its secrets are redacted.
-            secrets.sent({ headers, body: query });
-            return { method: 'GET', url: `${url}${url.includes('?') ? '&' : '?'}${query}`, headers };
-          }
-          const request: HttpRequest = { method: 'POST', url, headers, body: body.toString() };
-          secrets.sent(request);
-          return request;
-        },
+        build: () => this.#request(url, form, options, attemptReading),
       });
       if (dpop !== undefined) {
         const nonceChanged = dpop.learnNonce(url, response.headers['dpop-nonce']);
@@ -924,6 +927,34 @@ export class Client {
       }
       return { response, context };
     }
+  }
+
+  /**
+   * One attempt's request: the form with the client's credentials (or the bearer token) and, when
+   * given, a DPoP proof, recorded in `secrets` as it goes out. Built synchronously unless a client
+   * assertion or a proof has to be signed.
+   */
+  #request(
+    url: string,
+    form: URLSearchParams,
+    options: PostOptions,
+    reading: AuthReading,
+  ): HttpRequest | Promise<HttpRequest> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
+      accept: options.accept ?? 'application/json',
+    };
+    const body = new URLSearchParams(form);
+    let applied: Promise<void> | undefined;
+    if (options.bearer === undefined) applied = this.#auth.apply(url, headers, body, reading);
+    else headers.authorization = `Bearer ${options.bearer}`;
+    const { dpop } = options;
+    if (applied === undefined && dpop === undefined) return finishRequest(url, headers, body, options);
+    return (async () => {
+      await applied;
+      if (dpop !== undefined) headers.dpop = await dpop.proof(options.method ?? 'POST', url);
+      return finishRequest(url, headers, body, options);
+    })();
   }
 
   /** The endpoint's URL; its mTLS alias when the client uses mutual TLS (RFC 8705 §5). */

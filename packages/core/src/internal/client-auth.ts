@@ -187,47 +187,53 @@ export class ClientAuthenticator {
       : 'client authentication was refused with the assertion audience both the issuer and the endpoint URL: check the key or secret and the registration, or set the Client option clientAssertionAudience';
   }
 
-  /** Adds the credentials to `headers` / `form`; builds a fresh assertion for every call. */
-  async apply(
+  /**
+   * Adds the credentials to `headers` / `form`. Synchronous for every method but the two assertion
+   * methods, which build a fresh assertion for every call and return the promise of it.
+   */
+  apply(
     endpointUrl: string,
     headers: Record<string, string>,
     form: URLSearchParams,
     reading: AuthReading = this.reading,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     switch (this.method) {
       case 'client_secret_basic':
         headers.authorization = this.#basicHeaders![reading === 'raw' ? 'raw' : 'rfc6749'];
-        return;
+        return undefined;
       case 'client_secret_post':
         form.set('client_id', this.#clientId);
         form.set('client_secret', this.#secret!);
-        return;
+        return undefined;
       case 'client_secret_jwt':
-      case 'private_key_jwt': {
-        const { key, alg, kid } = await this.#key!;
-        const now = Math.floor(Date.now() / 1000);
-        // aud: the issuer as one string, never an array (OIDC Core §9 as updated in 2025, and RFC 7523 §3).
-        const assertion = await new SignJWT({})
-          .setProtectedHeader(kid === undefined ? { alg } : { alg, kid })
-          .setIssuer(this.#clientId)
-          .setSubject(this.#clientId)
-          .setAudience(reading === 'endpoint' ? endpointUrl : this.#issuer)
-          .setJti(randomUUID())
-          .setIssuedAt(now)
-          .setExpirationTime(now + ASSERTION_LIFETIME_SECONDS)
-          .sign(key);
-        form.set('client_id', this.#clientId);
-        form.set('client_assertion_type', CLIENT_ASSERTION_TYPE);
-        form.set('client_assertion', assertion);
-        return;
-      }
+      case 'private_key_jwt':
+        return this.#applyAssertion(endpointUrl, form, reading);
       case 'tls_client_auth':
       case 'self_signed_tls_client_auth':
       case 'none':
         // mTLS: the certificate is on the HTTPS agent (RFC 8705 §2); the client_id identifies us.
         form.set('client_id', this.#clientId);
-        return;
+        return undefined;
     }
+  }
+
+  /** A fresh client assertion (RFC 7523 §2.2) in `form`. */
+  async #applyAssertion(endpointUrl: string, form: URLSearchParams, reading: AuthReading): Promise<void> {
+    const { key, alg, kid } = await this.#key!;
+    const now = Math.floor(Date.now() / 1000);
+    // aud: the issuer as one string, never an array (OIDC Core §9 as updated in 2025, and RFC 7523 §3).
+    const assertion = await new SignJWT({})
+      .setProtectedHeader(kid === undefined ? { alg } : { alg, kid })
+      .setIssuer(this.#clientId)
+      .setSubject(this.#clientId)
+      .setAudience(reading === 'endpoint' ? endpointUrl : this.#issuer)
+      .setJti(randomUUID())
+      .setIssuedAt(now)
+      .setExpirationTime(now + ASSERTION_LIFETIME_SECONDS)
+      .sign(key);
+    form.set('client_id', this.#clientId);
+    form.set('client_assertion_type', CLIENT_ASSERTION_TYPE);
+    form.set('client_assertion', assertion);
   }
 }
 

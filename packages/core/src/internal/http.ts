@@ -154,7 +154,8 @@ export class HttpTransport {
       const canRetry = exchange.policy !== 'none' && attempt < this.#retries;
       let response: HttpResponse;
       try {
-        const request = await exchange.build();
+        const built = exchange.build();
+        const request = built instanceof Promise ? await built : built;
         const run = (): Promise<HttpResponse> =>
           traceRequest(exchange.endpoint, request.method, request.url, attempt, () =>
             this.#attempt(exchange, request),
@@ -328,17 +329,19 @@ export class HttpTransport {
           this.#receive(endpoint, response.statusCode ?? 0, response.headers, response, settle);
         },
       );
-      req.once('error', fail);
+      // `on`, not `once`: `settle` takes the first report only, and an error after it (a socket
+      // destroyed by the deadline) must still find a listener rather than crash the process.
+      req.on('error', fail);
       // A 101 hands the socket over to another protocol: not an answer we can use. It is reported
       // as the status it is (an HTTP error), with no body, and the socket is closed.
-      req.once('upgrade', (response: IncomingMessage, socket: { destroy(): void }) => {
+      req.on('upgrade', (response: IncomingMessage, socket: { destroy(): void }) => {
         answered = true;
         socket.destroy();
         this.#receive(endpoint, response.statusCode ?? 101, response.headers, undefined, settle);
       });
       // Closed without a response and without an error (e.g. after an unhandled upgrade). Every
       // request closes, answered or not: the error (and its stack trace) is built only when unanswered.
-      req.once('close', () => {
+      req.on('close', () => {
         if (!answered) fail(new Error('the connection closed before a response'));
       });
       req.end(request.body);
@@ -423,12 +426,12 @@ export class HttpTransport {
       }
       chunks.push(chunk);
     });
-    stream.once('end', () => {
+    stream.on('end', () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
       settle(undefined, { status, headers, body, receivedAt: Date.now() });
     });
-    stream.once('error', (cause: unknown) => settle(networkError(endpoint, cause)));
-    stream.once('close', () => {
+    stream.on('error', (cause: unknown) => settle(networkError(endpoint, cause)));
+    stream.on('close', () => {
       if (!stream.readableEnded) {
         settle(networkError(endpoint, new Error('the connection closed before the response ended')));
       }
@@ -483,9 +486,11 @@ function systemCodeOf(error: unknown): string | undefined {
 
 function flattenHeaders(headers: Record<string, unknown>): Record<string, string | undefined> {
   const flat: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     if (value === undefined || value === null) continue;
-    flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
+    flat[name.toLowerCase()] =
+      typeof value === 'string' ? value : Array.isArray(value) ? value.join(', ') : String(value);
   }
   return flat;
 }
