@@ -87,7 +87,7 @@ export function transportOptions(options: ClientOptions): TransportOptions {
 export class HttpTransport {
   /** The caller's axios instance; without one, requests go through node:http(s) directly. */
   readonly #axios: AxiosInstance | undefined;
-  readonly #targets = new Map<string, { secure: boolean; hostname: string; port: string; path: string }>();
+  readonly #targets = new Map<string, Target>();
   readonly #httpAgent: http.Agent;
   readonly #httpsAgent: https.Agent;
   readonly #timeoutMs: number;
@@ -310,8 +310,6 @@ export class HttpTransport {
     const fail = (cause: unknown): void => settle(networkError(endpoint, cause));
     try {
       const target = this.#target(request.url);
-      const headers: Record<string, string | number> = { ...this.#headers, ...request.headers };
-      if (request.body !== undefined) headers['content-length'] = Buffer.byteLength(request.body);
       const send = target.secure ? https.request : http.request;
       let answered = false;
       req = send(
@@ -320,7 +318,7 @@ export class HttpTransport {
           hostname: target.hostname,
           port: target.port,
           path: target.path,
-          headers,
+          headers: rawHeaders(target.host, this.#headers, request),
           agent: target.secure ? this.#httpsAgent : this.#httpAgent,
         },
         (response) => {
@@ -439,7 +437,7 @@ export class HttpTransport {
   }
 
   /** Host, port and path of a URL, parsed once per URL. */
-  #target(url: string): { secure: boolean; hostname: string; port: string; path: string } {
+  #target(url: string): Target {
     let target = this.#targets.get(url);
     if (target === undefined) {
       const parsed = new URL(url);
@@ -447,12 +445,43 @@ export class HttpTransport {
         secure: parsed.protocol === 'https:',
         hostname: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
         port: parsed.port,
+        host: parsed.host,
         path: `${parsed.pathname}${parsed.search}`,
       };
       if (this.#targets.size < 1000) this.#targets.set(url, target);
     }
     return target;
   }
+}
+
+/** Where a URL's requests go, parsed once. */
+interface Target {
+  secure: boolean;
+  /** Without the brackets of an IPv6 address: what the socket connects to. */
+  hostname: string;
+  port: string;
+  /** The `Host` header (RFC 9110 §7.2): the URL's host, with its port unless it is the default. */
+  host: string;
+  path: string;
+}
+
+/**
+ * The request's headers as node's raw `[name, value, ...]` list, with `Host` and `Content-Length`:
+ * node then writes them as they are (still validating each) instead of storing them one by one
+ * with `setHeader` and reading them back, which cost as much as the rest of the request's own
+ * work (see BENCHMARKS.md). The request's headers win over the client's defaults of the same name
+ * (a `Host` among them over the URL's); every name is lower-case already.
+ */
+function rawHeaders(host: string, defaults: Record<string, string>, request: HttpRequest): string[] {
+  const raw = ['host', request.headers.host ?? defaults.host ?? host];
+  for (const name of Object.keys(defaults)) {
+    if (name !== 'host' && request.headers[name] === undefined) raw.push(name, defaults[name]!);
+  }
+  for (const name of Object.keys(request.headers)) {
+    if (name !== 'host') raw.push(name, request.headers[name]!);
+  }
+  if (request.body !== undefined) raw.push('content-length', String(Buffer.byteLength(request.body)));
+  return raw;
 }
 
 /** How an exchange reports its outcome: an error, or the whole response. */
