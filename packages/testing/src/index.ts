@@ -24,3 +24,5 @@ export type {
   RedisServerHandle,
   RedisServerOptions,
 } from './redis-server.js';
+export { startRedisSentinel } from './redis-sentinel.js';
+export type { RedisAddress, RedisSentinelHandle } from './redis-sentinel.js';

@@ -8,10 +8,10 @@ import { pickFreePorts } from './internal/free-ports.js';
 import { RedisProcess, RedisStartError } from './internal/redis-process.js';
 import { sendRespCommand } from './internal/resp-command.js';
 
-const HOST = '127.0.0.1';
+export const HOST = '127.0.0.1';
 
 /** Bound on a server's start until it answers PING, and on its stop, in milliseconds. */
-const SERVER_TIMEOUT_MS = 10_000;
+export const SERVER_TIMEOUT_MS = 10_000;
 
 /** How many fresh ports a first start tries when the port it picked was taken meanwhile. */
 const PORT_ATTEMPTS = 5;
@@ -125,13 +125,13 @@ export interface RedisClusterHandle {
 }
 
 /** `redis-server`, `redis-cli` and `setpriv` as found on `PATH`. */
-interface Executables {
+export interface Executables {
   redisServer: string;
   redisCli: string | undefined;
   setpriv: string | undefined;
 }
 
-async function findExecutables(options: { cluster: boolean }): Promise<Executables> {
+export async function findExecutables(options: { cluster: boolean }): Promise<Executables> {
   const searchPath = process.env.PATH;
   const redisServer = await findExecutable('redis-server', searchPath);
   if (!redisServer) throw new RedisServerMissingError('redis-server', options);
@@ -142,11 +142,11 @@ async function findExecutables(options: { cluster: boolean }): Promise<Executabl
   return { redisServer, redisCli, setpriv };
 }
 
-function makeTempDir(): Promise<string> {
+export function makeTempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'tessera-redis-'));
 }
 
-async function removeDir(dir: string): Promise<void> {
+export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
@@ -154,7 +154,7 @@ async function removeDir(dir: string): Promise<void> {
  * Starts a `redis-server` on free ports (`portCount` of them: `ports[0]` is the server's, the others
  * go to `extraArgs`), picking new ones when a port was taken before the server bound it.
  */
-async function startOnFreePort(
+export async function startOnFreePort(
   executables: Executables,
   dir: string,
   portCount: number,
@@ -178,7 +178,7 @@ async function startOnFreePort(
 }
 
 /** Runs the calls of one handle one after the other. */
-function serialize(): <T>(operation: () => Promise<T>) => Promise<T> {
+export function serialize(): <T>(operation: () => Promise<T>) => Promise<T> {
   let tail: Promise<unknown> = Promise.resolve();
   return (operation) => {
     const result = tail.then(operation, operation);

@@ -30,6 +30,11 @@ export interface RedisProcessOptions {
   readonly dir: string;
   /** More `--name value` arguments, e.g. the cluster settings. */
   readonly extraArgs?: readonly string[];
+  /**
+   * A configuration file, passed first (a sentinel needs one it can rewrite, and `--sentinel`
+   * after it in `extraArgs`).
+   */
+  readonly configFile?: string;
   /** Bound on waiting for the first `+PONG`, in milliseconds. */
   readonly readyTimeoutMs: number;
 }
@@ -65,6 +70,7 @@ export class RedisProcess {
   private constructor(options: RedisProcessOptions) {
     this.port = options.port;
     const redisArgs = [
+      ...(options.configFile === undefined ? [] : [options.configFile]),
       '--port',
       String(options.port),
       '--bind',
