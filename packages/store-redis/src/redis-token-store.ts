@@ -12,6 +12,13 @@ export interface RedisTokenStoreOptions {
   client?: Redis | Cluster;
   /** Or a URL: the store then creates its own client (lazily connected) and closes it in `close()`. */
   url?: string;
+  /**
+   * Or Redis Sentinel: the sentinels' addresses, with {@link RedisTokenStoreOptions.name}; the store
+   * creates its own client that follows the primary through failovers, and closes it in `close()`.
+   */
+  sentinels?: ReadonlyArray<{ host: string; port: number }>;
+  /** The name the sentinels know the primary by (`SENTINEL MONITOR <name> ...`); with `sentinels`. */
+  name?: string;
   /** Prefix of every Redis key and channel of this store. @default 'tessera:' */
   keyPrefix?: string;
   /**
@@ -21,6 +28,18 @@ export interface RedisTokenStoreOptions {
   maxTtlSeconds?: number;
   /** Every store call rejects with `TokenStoreError` after this long, e.g. while Redis is down. @default 2000 */
   commandTimeoutMs?: number;
+  /**
+   * Durability of writes under asynchronous replication: after each write of a token set, wait
+   * (`WAIT`) until `replicas` replicas have acknowledged it, for `timeoutMs` at most. A rotated
+   * refresh token written to a primary that dies before replicating it is otherwise gone after the
+   * failover, and the next refresh presents the spent one. Fewer acknowledgements within
+   * `timeoutMs` reject the write with `TokenStoreError` (the TokenManager reports it as
+   * `store.failed`, keeps the token set and writes it again later); the data is on the primary.
+   * `false`: no waiting.
+   * @default `{ replicas: 1, timeoutMs: 1000 }` on Sentinel (`sentinels`, or a client configured
+   *   with them), `false` otherwise.
+   */
+  waitForReplicas?: { replicas: number; timeoutMs: number } | false;
 }
 
 type ChangeListener = {
@@ -57,6 +76,7 @@ export class RedisTokenStore implements TokenStore {
   readonly #prefix: string;
   readonly #maxTtlMs: number;
   readonly #timeoutMs: number;
+  readonly #waitForReplicas: { replicas: number; timeoutMs: number } | undefined;
   readonly #changes: string;
   readonly #unlocks: string;
   readonly #listeners = new Set<ChangeListener>();
@@ -75,13 +95,21 @@ export class RedisTokenStore implements TokenStore {
   constructor(options: RedisTokenStoreOptions) {
     checkOptions(options);
     this.#ownsClient = options.client === undefined;
+    const owned = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 } as const;
     this.#client =
       options.client ??
-      new Redis(options.url!, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
+      (options.sentinels === undefined
+        ? new Redis(options.url!, owned)
+        : new Redis({ ...owned, sentinels: [...options.sentinels], name: options.name! }));
     if (this.#ownsClient) this.#client.on('error', () => undefined); // failures surface per call
     this.#prefix = options.keyPrefix ?? 'tessera:';
     this.#maxTtlMs = (options.maxTtlSeconds ?? 30 * 24 * 3600) * 1000;
     this.#timeoutMs = options.commandTimeoutMs ?? 2000;
+    const onSentinel =
+      options.sentinels !== undefined ||
+      ((this.#client as Redis).options?.sentinels?.length ?? 0) > 0;
+    const wait = options.waitForReplicas ?? (onSentinel ? { replicas: 1, timeoutMs: 1000 } : false);
+    this.#waitForReplicas = wait === false ? undefined : { ...wait };
     this.#changes = `${this.#prefix}changes`;
     this.#unlocks = `${this.#prefix}unlocks`;
   }
@@ -210,15 +238,41 @@ export class RedisTokenStore implements TokenStore {
         message: 'redis token store: the token set is not plain data',
       });
     }
-    const result = await this.#call('set', () =>
-      runScript(
-        this.#client,
-        SET_IF_VERSION,
-        [this.#dataKey(key)],
-        [expectedVersion, json, String(this.#ttlMs(tokens)), this.#changes, key],
+    const dataKey = this.#dataKey(key);
+    const result = Number(
+      await this.#call('set', () =>
+        runScript(
+          this.#client,
+          SET_IF_VERSION,
+          [dataKey],
+          [expectedVersion, json, String(this.#ttlMs(tokens)), this.#changes, key],
+        ),
       ),
     );
-    return Number(result);
+    if (result !== -1 && this.#waitForReplicas !== undefined) await this.#replicated(key, dataKey);
+    return result;
+  }
+
+  /**
+   * Waits until the write just made to `dataKey` has reached `waitForReplicas.replicas` replicas
+   * (`WAIT`, which counts the writes of its own connection: it is sent on the connection of the
+   * key's node, in a pipeline behind a read of the key, which is how a Cluster routes it there).
+   * @throws TokenStoreError when fewer replicas acknowledged it in time.
+   */
+  async #replicated(key: string, dataKey: string): Promise<void> {
+    const { replicas, timeoutMs } = this.#waitForReplicas!;
+    const results = await this.#call(
+      'set',
+      () => this.#client.pipeline().exists(dataKey).wait(replicas, timeoutMs).exec(),
+      this.#timeoutMs + timeoutMs,
+    );
+    const [, [error, acknowledged] = [null, 0]] = results ?? [];
+    if (error) throw TokenStoreError.from('set', error, { store: 'redis token store' });
+    if (Number(acknowledged) >= replicas) return;
+    throw new TokenStoreError(
+      'set',
+      `redis token store: the write of "${key}" reached ${Number(acknowledged)} of the ${replicas} replicas waited for within ${timeoutMs} ms (WAIT); it is on the primary only, and a failover now would lose it`,
+    );
   }
 
   /**
@@ -366,17 +420,18 @@ export class RedisTokenStore implements TokenStore {
   }
 
   /** Runs a command with the store's time bound; every failure becomes a `TokenStoreError`. */
-  #call<T>(operation: TokenStoreOperation, command: () => Promise<T>): Promise<T> {
+  #call<T>(
+    operation: TokenStoreOperation,
+    command: () => Promise<T>,
+    timeoutMs: number = this.#timeoutMs,
+  ): Promise<T> {
     if (this.#closed) return Promise.reject(new TokenStoreError(operation, 'redis token store is closed'));
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(
-          new TokenStoreError(
-            operation,
-            `redis token store: ${operation} did not complete within ${this.#timeoutMs} ms`,
-          ),
+          new TokenStoreError(operation, `redis token store: ${operation} did not complete within ${timeoutMs} ms`),
         );
-      }, this.#timeoutMs);
+      }, timeoutMs);
       timer.unref();
       command().then(
         (value) => {
@@ -402,16 +457,41 @@ export class RedisTokenStore implements TokenStore {
 }
 
 /**
- * @throws ConfigurationError `INVALID_CONFIGURATION` naming the bad option: exactly one of `client`
- *   and `url`, and numbers that are positive and finite.
+ * @throws ConfigurationError `INVALID_CONFIGURATION` naming the bad option: exactly one of `client`,
+ *   `url` and `sentinels` (with `name`), numbers that are positive and finite, and `waitForReplicas`.
  */
 function checkOptions(options: unknown): asserts options is RedisTokenStoreOptions {
   const fail = (message: string): never => {
     throw new ConfigurationError('INVALID_CONFIGURATION', `RedisTokenStore ${message}`);
   };
   if (typeof options !== 'object' || options === null) fail('needs options: { client } or { url }');
-  const { client, url, keyPrefix, maxTtlSeconds, commandTimeoutMs } = options as Record<string, unknown>;
-  if ((client === undefined) === (url === undefined)) fail('needs exactly one of the options client and url');
+  const { client, url, sentinels, name, keyPrefix, maxTtlSeconds, commandTimeoutMs, waitForReplicas } =
+    options as Record<string, unknown>;
+  if ([client, url, sentinels].filter((given) => given !== undefined).length !== 1)
+    fail('needs exactly one of the options client, url and sentinels');
+  if (sentinels !== undefined) {
+    const valid =
+      Array.isArray(sentinels) &&
+      sentinels.length > 0 &&
+      sentinels.every(
+        (s: unknown) =>
+          typeof s === 'object' &&
+          s !== null &&
+          typeof (s as { host?: unknown }).host === 'string' &&
+          Number.isInteger((s as { port?: unknown }).port),
+      );
+    if (!valid) fail('option sentinels must be a non-empty list of { host, port }');
+    if (typeof name !== 'string' || name === '') fail('option name (the primary\'s name) is required with sentinels');
+  } else if (name !== undefined) fail('option name is only for sentinels');
+  if (waitForReplicas !== undefined && waitForReplicas !== false) {
+    const { replicas, timeoutMs } = (waitForReplicas ?? {}) as Record<string, unknown>;
+    if (
+      typeof waitForReplicas !== 'object' ||
+      !(Number.isInteger(replicas) && (replicas as number) > 0) ||
+      !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs > 0)
+    )
+      fail('option waitForReplicas must be false or { replicas, timeoutMs } with positive integers');
+  }
   if (
     client !== undefined &&
     (typeof client !== 'object' || client === null || typeof (client as Redis).hmget !== 'function')
