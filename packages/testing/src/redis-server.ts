@@ -120,6 +120,20 @@ export interface RedisClusterHandle {
     /** The node's port (ephemeral). */
     readonly port: number;
   }>;
+  /**
+   * Moves one hash slot, with its keys, to the node at `to` (an index into `nodes`), as a resharding
+   * does: the slot is marked importing and migrating, its keys are moved a few at a time
+   * (`MIGRATE`), and the slot is given to the new node on every node. Meanwhile clients see `ASK`
+   * redirects for keys already moved, and `MOVED` once it is done. Resolves with the index of the
+   * node that held it; does nothing when `to` holds it already.
+   * @param keysPerStep - how many keys one `MIGRATE` moves (1: every key alone, the longest window).
+   * @param betweenSteps - awaited after each `MIGRATE`, to let clients run mid-migration.
+   */
+  migrateSlot(
+    slot: number,
+    to: number,
+    options?: { keysPerStep?: number; betweenSteps?: () => Promise<void> },
+  ): Promise<number>;
   /** Stops every node and removes their temporary directory. Idempotent. */
   close(): Promise<void>;
 }
@@ -454,8 +468,83 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
     throw error;
   }
   let closed: Promise<void> | undefined;
+  const run = serialize();
+  const ports = servers.map((server) => server.port);
   return Object.freeze({
-    nodes: Object.freeze(servers.map((server) => Object.freeze({ host: HOST, port: server.port }))),
-    close: () => (closed ??= stopAll()),
+    nodes: Object.freeze(ports.map((port) => Object.freeze({ host: HOST, port }))),
+    migrateSlot: (slot: number, to: number, options = {}) =>
+      run(async () => {
+        if (closed) throw new Error('RedisClusterHandle.migrateSlot: the handle is closed');
+        if (!Number.isInteger(slot) || slot < 0 || slot > 16383 || ports[to] === undefined) {
+          throw new Error(`RedisClusterHandle.migrateSlot: no slot ${slot} or node ${to}`);
+        }
+        return migrateSlot(executables.redisCli as string, ports, slot, to, options);
+      }),
+    close: () => (closed ??= run(stopAll)),
   });
+}
+
+/** One command on a node; an error reply rejects. */
+async function nodeCommand(port: number, args: readonly string[]): Promise<string | null> {
+  const reply = await sendRespCommand({ host: HOST, port, timeoutMs: 5_000 }, args);
+  if (reply.type === 'error') throw new Error(`${args.slice(0, 2).join(' ')} on ${port}: ${reply.value}`);
+  return reply.value;
+}
+
+/** `redis-cli` on a node, for the commands that answer arrays: one line per element. */
+function cliLines(redisCli: string, port: number, args: readonly string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    execFile(redisCli, ['-h', HOST, '-p', String(port), ...args], { timeout: 5_000 }, (error, stdout) => {
+      if (error) reject(error);
+      else resolve(stdout.split('\n').filter((line) => line !== ''));
+    });
+  });
+}
+
+/** The index of the node holding `slot`. */
+async function slotOwner(ports: readonly number[], slot: number): Promise<number> {
+  // CLUSTER SHARDS / SLOTS answer nested arrays; `CLUSTER NODES` is one text, with each node's ranges.
+  const text = (await nodeCommand(ports[0]!, ['CLUSTER', 'NODES'])) ?? '';
+  for (const line of text.split('\n')) {
+    const [, address, , , , , , , ...ranges] = line.split(' ');
+    const port = Number(address?.split('@')[0]?.split(':')[1]);
+    const owns = ranges.some((range) => {
+      if (range.startsWith('[')) return false; // a slot being migrated or imported
+      const [from, until = from] = range.split('-').map(Number);
+      return slot >= from! && slot <= until!;
+    });
+    if (owns) return ports.indexOf(port);
+  }
+  throw new Error(`RedisClusterHandle.migrateSlot: no node holds slot ${slot}`);
+}
+
+/** See {@link RedisClusterHandle.migrateSlot}. */
+async function migrateSlot(
+  redisCli: string,
+  ports: readonly number[],
+  slot: number,
+  to: number,
+  options: { keysPerStep?: number; betweenSteps?: () => Promise<void> },
+): Promise<number> {
+  const from = await slotOwner(ports, slot);
+  if (from === to) return from;
+  const source = ports[from]!;
+  const target = ports[to]!;
+  const id = async (port: number): Promise<string> => (await nodeCommand(port, ['CLUSTER', 'MYID']))!;
+  const [sourceId, targetId] = await Promise.all([id(source), id(target)]);
+  const slotText = String(slot);
+  await nodeCommand(target, ['CLUSTER', 'SETSLOT', slotText, 'IMPORTING', sourceId]);
+  await nodeCommand(source, ['CLUSTER', 'SETSLOT', slotText, 'MIGRATING', targetId]);
+  const step = String(Math.max(1, options.keysPerStep ?? 100));
+  for (;;) {
+    const keys = await cliLines(redisCli, source, ['CLUSTER', 'GETKEYSINSLOT', slotText, step]);
+    if (keys.length === 0) break;
+    await nodeCommand(source, ['MIGRATE', HOST, String(target), '', '0', '5000', 'KEYS', ...keys]);
+    await options.betweenSteps?.();
+  }
+  // The new owner first, then the old one, then the rest (as `redis-cli --cluster reshard` does).
+  for (const port of [target, source, ...ports.filter((p) => p !== source && p !== target)]) {
+    await nodeCommand(port, ['CLUSTER', 'SETSLOT', slotText, 'NODE', targetId]);
+  }
+  return from;
 }
