@@ -20,11 +20,42 @@ import type { WorkerConfig, WorkerMessage } from './worker.js';
 const workerPath = fileURLToPath(new URL('./worker.ts', import.meta.url));
 const repository = fileURLToPath(new URL('../..', import.meta.url));
 
-interface Worker {
+export interface Worker {
   child: ChildProcess;
   ready: Promise<void>;
   done: Promise<Extract<WorkerMessage, { type: 'done' }>>;
   events: Array<{ name: string; payload: Record<string, unknown> }>;
+}
+
+/**
+ * Forks one fleet process (worker.ts) with `config`; it is added to `children` until it exits, so the
+ * caller can SIGKILL what is left in `afterAll`.
+ */
+export function startWorker(config: WorkerConfig, children: Set<ChildProcess>): Worker {
+  const child = fork(workerPath, [JSON.stringify(config)], {
+    cwd: repository,
+    execArgv: ['--conditions=tessera-source', '--import', 'tsx'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const events: Worker['events'] = [];
+  let onReady: () => void = () => undefined;
+  let onDone: (m: Extract<WorkerMessage, { type: 'done' }>) => void = () => undefined;
+  let onExit: (error: Error) => void = () => undefined;
+  const ready = new Promise<void>((resolve, reject) => ((onReady = resolve), (onExit = reject)));
+  const done = new Promise<Extract<WorkerMessage, { type: 'done' }>>((resolve) => (onDone = resolve));
+  // A worker that dies before it is ready fails the test at once instead of leaving it waiting.
+  child.once('exit', (code, signal) =>
+    onExit(new Error(`a fleet worker exited (${code ?? signal}) before it was ready`)),
+  );
+  child.on('message', (message: WorkerMessage) => {
+    if (message.type === 'ready') onReady();
+    else if (message.type === 'event') events.push(message);
+    else onDone(message);
+  });
+  return { child, ready, done, events };
 }
 
 /**
@@ -42,33 +73,6 @@ export function describeFleet(name: string, newStore: () => SharedStore): void {
     for (const child of children) child.kill('SIGKILL');
     await server?.close();
   });
-
-  function startWorker(config: WorkerConfig): Worker {
-    const child = fork(workerPath, [JSON.stringify(config)], {
-      cwd: repository,
-      execArgv: ['--conditions=tessera-source', '--import', 'tsx'],
-      env: { ...process.env, NODE_OPTIONS: '' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    const events: Worker['events'] = [];
-    let onReady: () => void = () => undefined;
-    let onDone: (m: Extract<WorkerMessage, { type: 'done' }>) => void = () => undefined;
-    let onExit: (error: Error) => void = () => undefined;
-    const ready = new Promise<void>((resolve, reject) => ((onReady = resolve), (onExit = reject)));
-    const done = new Promise<Extract<WorkerMessage, { type: 'done' }>>((resolve) => (onDone = resolve));
-    // A worker that dies before it is ready fails the test at once instead of leaving it waiting.
-    child.once('exit', (code, signal) =>
-      onExit(new Error(`a fleet worker exited (${code ?? signal}) before it was ready`)),
-    );
-    child.on('message', (message: WorkerMessage) => {
-      if (message.type === 'ready') onReady();
-      else if (message.type === 'event') events.push(message);
-      else onDone(message);
-    });
-    return { child, ready, done, events };
-  }
 
   /** Stores a real, rotating user token set whose access token has already expired. */
   async function seedExpiredTokens(shared: SharedStore, key: string): Promise<void> {
@@ -93,7 +97,7 @@ export function describeFleet(name: string, newStore: () => SharedStore): void {
         key: 'shared',
         calls: 500,
       };
-      const workers = Array.from({ length: 8 }, () => startWorker(config));
+      const workers = Array.from({ length: 8 }, () => startWorker(config, children));
       await Promise.all(workers.map((w) => w.ready));
       for (const w of workers) w.child.send({ type: 'go' });
       const results = await Promise.all(workers.map((w) => w.done));
@@ -114,15 +118,18 @@ export function describeFleet(name: string, newStore: () => SharedStore): void {
       const blackhole = http.createServer((_req, res) => void held.push(res));
       await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
       const tokenEndpoint = `http://127.0.0.1:${(blackhole.address() as AddressInfo).port}/token`;
-      const worker = startWorker({
-        issuer: server.issuer,
-        client: server.clients.basic,
-        store,
-        key: 'shared',
-        calls: 1,
-        tokenEndpoint,
-        lockTtlMs: 1500,
-      });
+      const worker = startWorker(
+        {
+          issuer: server.issuer,
+          client: server.clients.basic,
+          store,
+          key: 'shared',
+          calls: 1,
+          tokenEndpoint,
+          lockTtlMs: 1500,
+        },
+        children,
+      );
       await worker.ready;
       worker.child.send({ type: 'go' });
       while (held.length === 0) await new Promise((r) => setTimeout(r, 10));

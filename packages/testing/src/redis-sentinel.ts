@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -26,6 +27,13 @@ const FAILOVER_TIMEOUT_MS = 2_000;
 
 /** Bound on the harness's waits: the sentinels finding each other, a failover, a resync. */
 const SETTLE_TIMEOUT_MS = 20_000;
+
+/**
+ * A full resynchronisation starts at once: by default a primary waits 5 s for more replicas before
+ * streaming a diskless snapshot, and a replica that resyncs after a failover acknowledges nothing
+ * meanwhile.
+ */
+const SYNC_AT_ONCE = ['--repl-diskless-sync-delay', '0'];
 
 /** Pause between two polls while waiting for the topology to change. */
 const POLL_MS = 50;
@@ -148,6 +156,23 @@ async function settledPrimary(
   return online >= replicas ? port : undefined;
 }
 
+/**
+ * Whether a write on the primary now reaches the replica: a `SET` and a `WAIT 1` on one connection
+ * (`redis-cli` reading both from its input), which is what a store's durable write needs. A replica
+ * listed as online may still be about to resynchronise (a sentinel reconfiguring it).
+ */
+function writesReachReplica(redisCli: string, primaryPort: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      redisCli,
+      ['-h', HOST, '-p', String(primaryPort)],
+      { timeout: 5_000 },
+      (error, stdout) => resolve(!error && stdout.trim().split('\n').pop()?.trim() === '1'),
+    );
+    child.stdin?.end('SET tessera-harness:probe 1\nWAIT 1 500\n');
+  });
+}
+
 function sentinelConfig(primaryPort: number): string {
   return [
     `sentinel monitor ${MASTER_NAME} ${HOST} ${primaryPort} 2`,
@@ -195,7 +220,8 @@ async function startSentinel(
  * The processes die with the test process, as servers of `startRedisServer` do; `close()` it in
  * `afterAll`.
  *
- * @throws RedisServerMissingError when `redis-server` is not on `PATH` (code `REDIS_SERVER_MISSING`).
+ * @throws RedisServerMissingError when `redis-server` or `redis-cli` is not on `PATH` (code
+ *   `REDIS_SERVER_MISSING`).
  * @throws Error when a process does not start, or the topology does not settle within 20 s; what
  *   was started is stopped first.
  * @example
@@ -209,7 +235,9 @@ async function startSentinel(
  * ```
  */
 export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
-  const executables = await findExecutables({ cluster: false });
+  // redis-cli (which comes with redis-server) checks that writes reach the replica.
+  const executables = await findExecutables({ cluster: true });
+  const redisCli = executables.redisCli!;
   const dir = await makeTempDir();
   const data: RedisProcess[] = [];
   const sentinels: RedisProcess[] = [];
@@ -222,7 +250,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
   };
   const sentinelPorts = (): number[] => sentinels.map((sentinel) => sentinel.port);
   const startReplica = (primaryPort: number, port?: number): Promise<RedisProcess> => {
-    const args = ['--replicaof', HOST, String(primaryPort)];
+    const args = ['--replicaof', HOST, String(primaryPort), ...SYNC_AT_ONCE];
     if (port === undefined) return startOnFreePort(executables, dir, 1, () => args);
     return RedisProcess.start({
       redisServer: executables.redisServer,
@@ -233,14 +261,17 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
       readyTimeoutMs: SERVER_TIMEOUT_MS,
     });
   };
+  /** The primary's port once the topology has settled and its writes reach the replica. */
+  const replicated = async (): Promise<number | undefined> => {
+    const port = await settledPrimary(sentinelPorts(), 1);
+    return port !== undefined && (await writesReachReplica(redisCli, port)) ? port : undefined;
+  };
   try {
-    const primary = await startOnFreePort(executables, dir, 1, () => []);
+    const primary = await startOnFreePort(executables, dir, 1, () => SYNC_AT_ONCE);
     data.push(primary);
     data.push(await startReplica(primary.port));
     for (let i = 0; i < 3; i += 1) sentinels.push(await startSentinel(executables, dir, primary.port));
-    await waitFor('the sentinels finding each other and the replica', () =>
-      settledPrimary(sentinelPorts(), 1),
-    );
+    await waitFor('the sentinels finding each other and the replica', () => replicated());
   } catch (error) {
     await stopAll();
     throw error;
@@ -295,7 +326,9 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
         await sendRespCommand(target, ['REPLICAOF', HOST, String(promoted)]);
         await sendRespCommand(target, ['CLIENT', 'KILL', 'TYPE', 'normal']);
         await sendRespCommand(target, ['CLIENT', 'KILL', 'TYPE', 'pubsub']);
-        await waitFor('the old primary syncing from the new one', () => settledPrimary(sentinelPorts(), 1));
+        await waitFor('the old primary syncing from the new one', async () =>
+          (await replicated()) === promoted ? promoted : undefined,
+        );
         return address(promoted);
       }),
     killPrimary: () =>
@@ -312,7 +345,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
         if (index === -1) return;
         const primary = await currentPrimary();
         data[index] = await startReplica(primary, data[index]!.port);
-        await waitFor('the revived replica syncing', () => settledPrimary(sentinelPorts(), 1));
+        await waitFor('the revived replica syncing', () => replicated());
       }),
     close: () => (closed ??= run(stopAll)),
   });
