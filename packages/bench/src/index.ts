@@ -16,6 +16,7 @@ import type { BenchConfig, Suite, SuiteContext, TargetCheck } from './suite.js';
 import { cliStartupSuite } from './suites/cli-startup.js';
 import { clientRoundtripSuite } from './suites/client-roundtrip.js';
 import { fileStoreSuite } from './suites/file-store.js';
+import { redisDurabilitySuite } from './suites/redis-durability.js';
 import { redisStoreSuite } from './suites/redis-store.js';
 import { tokenManagerSuite } from './suites/token-manager.js';
 import { verifierSuite } from './suites/verifier.js';
@@ -28,6 +29,7 @@ export const SUITES: readonly Suite[] = [
   clientRoundtripSuite,
   tokenManagerSuite,
   redisStoreSuite,
+  redisDurabilitySuite,
   fileStoreSuite,
   verifierSuite,
   cliStartupSuite,

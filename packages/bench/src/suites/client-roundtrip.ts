@@ -29,6 +29,13 @@ const TARGET_RATIO = 0.7;
 const DEFAULT_CONCURRENCIES = [1, 32];
 /** The contender every ratio is taken against. */
 const BASELINE = 'undici';
+/**
+ * Each of the run's rounds is cut into this many shorter ones: the same operations in all, but
+ * three times as many per-round ratios, each between runs made closer together. On a shared VM,
+ * whose throughput swings by 2x within seconds, the median of 5 ratios moved by ±0.15 between two
+ * runs of the same code; the median of 15 moves less.
+ */
+const ROUND_SPLIT = 3;
 
 /** The names of this suite's contenders, for `BENCH_ONLY`. */
 export const CLIENT_ROUNDTRIP_CONTENDERS = ['undici', 'tessera', 'tessera+otel', 'openid-client'] as const;
@@ -211,7 +218,12 @@ export const clientRoundtripSuite: Suite = {
               undo?.();
             }
           }
-          const results = await measureContenders(contenders, { ...config, concurrency });
+          const results = await measureContenders(contenders, {
+            ...config,
+            concurrency,
+            rounds: config.rounds * ROUND_SPLIT,
+            operations: Math.max(concurrency, Math.ceil(config.operations / ROUND_SPLIT)),
+          });
           const alone = results.find((result) => result.name === 'tessera');
           for (const result of results) {
             const ratio = ratioTo(results, result.name);
