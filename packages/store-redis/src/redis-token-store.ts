@@ -106,8 +106,7 @@ export class RedisTokenStore implements TokenStore {
     this.#maxTtlMs = (options.maxTtlSeconds ?? 30 * 24 * 3600) * 1000;
     this.#timeoutMs = options.commandTimeoutMs ?? 2000;
     const onSentinel =
-      options.sentinels !== undefined ||
-      ((this.#client as Redis).options?.sentinels?.length ?? 0) > 0;
+      options.sentinels !== undefined || ((this.#client as Redis).options?.sentinels?.length ?? 0) > 0;
     const wait = options.waitForReplicas ?? (onSentinel ? { replicas: 1, timeoutMs: 1000 } : false);
     this.#waitForReplicas = wait === false ? undefined : { ...wait };
     this.#changes = `${this.#prefix}changes`;
@@ -429,7 +428,10 @@ export class RedisTokenStore implements TokenStore {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(
-          new TokenStoreError(operation, `redis token store: ${operation} did not complete within ${timeoutMs} ms`),
+          new TokenStoreError(
+            operation,
+            `redis token store: ${operation} did not complete within ${timeoutMs} ms`,
+          ),
         );
       }, timeoutMs);
       timer.unref();
@@ -481,7 +483,8 @@ function checkOptions(options: unknown): asserts options is RedisTokenStoreOptio
           Number.isInteger((s as { port?: unknown }).port),
       );
     if (!valid) fail('option sentinels must be a non-empty list of { host, port }');
-    if (typeof name !== 'string' || name === '') fail('option name (the primary\'s name) is required with sentinels');
+    if (typeof name !== 'string' || name === '')
+      fail("option name (the primary's name) is required with sentinels");
   } else if (name !== undefined) fail('option name is only for sentinels');
   if (waitForReplicas !== undefined && waitForReplicas !== false) {
     const { replicas, timeoutMs } = (waitForReplicas ?? {}) as Record<string, unknown>;
