@@ -3,6 +3,6 @@
  * of processes.
  */
 export { RedisTokenStore } from './redis-token-store.js';
-export type { RedisTokenStoreOptions } from './redis-token-store.js';
+export type { RedisTokenStoreOptions, ReplicaWait, SentinelAddress } from './redis-token-store.js';
 export { RedisVerificationCache } from './redis-verification-cache.js';
 export type { RedisVerificationCacheOptions } from './redis-verification-cache.js';

@@ -6,6 +6,22 @@ import type { StoreLock, TokenSet, TokenStore, TokenStoreOperation, VersionedTok
 import { closeConnection, pubSubConnection, safely } from './pubsub.js';
 import { DELETE, RELEASE_LOCK, SET_IF_VERSION, runScript } from './scripts.js';
 
+/** Where a Redis Sentinel listens. */
+export interface SentinelAddress {
+  /** Host name or IP address. */
+  host: string;
+  /** Port (Sentinel's default is 26379). */
+  port: number;
+}
+
+/** How long a write waits for replicas to acknowledge it (`WAIT`). */
+export interface ReplicaWait {
+  /** How many replicas must acknowledge each write (a positive integer). */
+  replicas: number;
+  /** How long to wait for them, in milliseconds (a positive integer). */
+  timeoutMs: number;
+}
+
 /** Options of a {@link RedisTokenStore}. */
 export interface RedisTokenStoreOptions {
   /** An ioredis `Redis` (standalone or Sentinel) or `Cluster` client that the caller owns and closes. */
@@ -16,7 +32,7 @@ export interface RedisTokenStoreOptions {
    * Or Redis Sentinel: the sentinels' addresses, with {@link RedisTokenStoreOptions.name}; the store
    * creates its own client that follows the primary through failovers, and closes it in `close()`.
    */
-  sentinels?: ReadonlyArray<{ host: string; port: number }>;
+  sentinels?: readonly SentinelAddress[];
   /** The name the sentinels know the primary by (`SENTINEL MONITOR <name> ...`); with `sentinels`. */
   name?: string;
   /** Prefix of every Redis key and channel of this store. @default 'tessera:' */
@@ -39,7 +55,7 @@ export interface RedisTokenStoreOptions {
    * @default `{ replicas: 1, timeoutMs: 1000 }` on Sentinel (`sentinels`, or a client configured
    *   with them), `false` otherwise.
    */
-  waitForReplicas?: { replicas: number; timeoutMs: number } | false;
+  waitForReplicas?: ReplicaWait | false;
 }
 
 type ChangeListener = {
@@ -76,7 +92,7 @@ export class RedisTokenStore implements TokenStore {
   readonly #prefix: string;
   readonly #maxTtlMs: number;
   readonly #timeoutMs: number;
-  readonly #waitForReplicas: { replicas: number; timeoutMs: number } | undefined;
+  readonly #waitForReplicas: ReplicaWait | undefined;
   readonly #changes: string;
   readonly #unlocks: string;
   readonly #listeners = new Set<ChangeListener>();

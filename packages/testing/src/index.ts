@@ -23,6 +23,7 @@ export type {
   RedisExecutable,
   RedisServerHandle,
   RedisServerOptions,
+  SlotMigrationOptions,
 } from './redis-server.js';
 export { startRedisSentinel } from './redis-sentinel.js';
 export type { RedisAddress, RedisSentinelHandle } from './redis-sentinel.js';

@@ -111,6 +111,14 @@ export interface RedisServerOptions {
   useEnv?: boolean;
 }
 
+/** How {@link RedisClusterHandle.migrateSlot} moves a slot's keys. */
+export interface SlotMigrationOptions {
+  /** How many keys one `MIGRATE` moves (1: every key alone, the longest window). @default 100 */
+  keysPerStep?: number;
+  /** Awaited after each `MIGRATE`, to let clients run mid-migration (they see `ASK`). */
+  betweenSteps?: () => Promise<void>;
+}
+
 /** A Redis Cluster for tests, from {@link startRedisCluster}. */
 export interface RedisClusterHandle {
   /** The three masters, on 127.0.0.1; hand any of them to a cluster client. */
@@ -126,14 +134,8 @@ export interface RedisClusterHandle {
    * (`MIGRATE`), and the slot is given to the new node on every node. Meanwhile clients see `ASK`
    * redirects for keys already moved, and `MOVED` once it is done. Resolves with the index of the
    * node that held it; does nothing when `to` holds it already.
-   * @param keysPerStep - how many keys one `MIGRATE` moves (1: every key alone, the longest window).
-   * @param betweenSteps - awaited after each `MIGRATE`, to let clients run mid-migration.
    */
-  migrateSlot(
-    slot: number,
-    to: number,
-    options?: { keysPerStep?: number; betweenSteps?: () => Promise<void> },
-  ): Promise<number>;
+  migrateSlot(slot: number, to: number, options?: SlotMigrationOptions): Promise<number>;
   /** Stops every node and removes their temporary directory. Idempotent. */
   close(): Promise<void>;
 }
@@ -524,7 +526,7 @@ async function migrateSlot(
   ports: readonly number[],
   slot: number,
   to: number,
-  options: { keysPerStep?: number; betweenSteps?: () => Promise<void> },
+  options: SlotMigrationOptions,
 ): Promise<number> {
   const from = await slotOwner(ports, slot);
   if (from === to) return from;
