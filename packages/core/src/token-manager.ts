@@ -842,7 +842,18 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     let current = seen;
     let version: number | undefined;
     if (this.#store.lock !== undefined) {
-      lock = await this.#view.lock(storeKey, { ttlMs: this.#lockTtlMs, waitMs: this.#lockWaitMs });
+      try {
+        lock = await this.#view.lock(storeKey, { ttlMs: this.#lockTtlMs, waitMs: this.#lockWaitMs });
+      } catch (error) {
+        // No lock (busy past waitMs, refused, store away): no refresh here, but the process that
+        // held it may have written a fresh token set meanwhile (reported as store.failed).
+        const latest = await this.#view.read(storeKey, { bypassCache: true }).catch(() => undefined);
+        if (this.#renewedElsewhere(latest, seen)) {
+          this.#succeeded(slot, latest);
+          return latest;
+        }
+        throw error;
+      }
       try {
         // Re-read under the lock: another process may have refreshed while we waited.
         ({ tokens: current, version } = await this.#view.readVersioned(storeKey));
@@ -850,14 +861,7 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
         await releaseQuietly(lock);
         throw error;
       }
-      // Another process refreshed while we waited: use its token (even if it is already inside
-      // the skew, so a lifetime shorter than the skew does not make every process refresh).
-      if (
-        current !== undefined &&
-        current.accessToken !== seen?.accessToken &&
-        this.#boundToUs(current) &&
-        !this.#isExpired(current)
-      ) {
+      if (this.#renewedElsewhere(current, seen)) {
         await releaseQuietly(lock);
         this.#succeeded(slot, current);
         return current;
@@ -871,6 +875,20 @@ export class TokenManager extends SafeEventEmitter<TokenManagerEvents> {
     } finally {
       if (lock !== undefined) await releaseQuietly(lock);
     }
+  }
+
+  /**
+   * Whether another process renewed the token set since this one saw `seen`: use its token (even if
+   * it is already inside the skew, so a lifetime shorter than the skew does not make every process
+   * refresh).
+   */
+  #renewedElsewhere(current: TokenSet | undefined, seen: TokenSet | undefined): current is TokenSet {
+    return (
+      current !== undefined &&
+      current.accessToken !== seen?.accessToken &&
+      this.#boundToUs(current) &&
+      !this.#isExpired(current)
+    );
   }
 
   async #refresh(slot: Slot, current: TokenSet, version: number | undefined): Promise<TokenSet> {

@@ -304,6 +304,52 @@ describe('a store that never answers cannot hang a caller (regression: pending f
   });
 });
 
+describe('a lock the store refuses (busy past waitMs, no replica to vouch for it, store away)', () => {
+  /** A memory store whose `lock()` runs `meanwhile` (another process at work), then refuses. */
+  function refusingLocks(meanwhile: (store: MemoryTokenStore) => Promise<void>): MemoryTokenStore {
+    const store = new MemoryTokenStore();
+    store.lock = async () => {
+      await meanwhile(store);
+      throw new TokenStoreError('lock', 'the lock was refused');
+    };
+    return store;
+  }
+  const expired = { accessToken: 'at-expired-000000001', tokenType: 'Bearer', expiresAt: 1 } as TokenSet;
+
+  it('uses the token set the lock holder wrote meanwhile: no refresh, no error', async () => {
+    const fresh = {
+      accessToken: 'at-written-by-the-holder',
+      tokenType: 'Bearer',
+      expiresAt: Math.floor(Date.now() / 1000) + 3600,
+    } as TokenSet;
+    const store = refusingLocks((s) => s.set('default', fresh));
+    await store.set('default', expired);
+    const manager = new TokenManager({ client, store, namespace: '', grant: 'client_credentials' });
+    const seen = record(manager);
+    server.resetStats();
+    await expect(manager.getValidAccessToken()).resolves.toBe(fresh.accessToken);
+    expect(server.stats().token).toBe(0);
+    expect(seen.filter((e) => e.name === 'store.failed').map((e) => e.payload.operation)).toEqual(['lock']);
+    await manager.close();
+    await store.close();
+  });
+
+  it('with nothing newer in the store, the caller gets the lock error and no refresh runs', async () => {
+    const store = refusingLocks(async () => undefined);
+    await store.set('default', expired);
+    const manager = new TokenManager({ client, store, namespace: '', grant: 'client_credentials' });
+    server.resetStats();
+    expect(await rejection(manager.getValidAccessToken())).toMatchObject({
+      code: 'STORE_ERROR',
+      operation: 'lock',
+    });
+    expect(server.stats().token).toBe(0);
+    expect(await store.get('default')).toEqual(expired);
+    await manager.close();
+    await store.close();
+  });
+});
+
 describe('storeTokens() input', () => {
   it('a numeric string expires_in is a number of seconds (regression: "1" made a token fresh for centuries)', async () => {
     const now = Date.UTC(2030, 0, 1);
