@@ -63,7 +63,8 @@ export interface RedisSentinelHandle {
    * A planned failover (`SENTINEL FAILOVER`): the replica is promoted, the old primary becomes its
    * replica. Resolves with the new primary once every sentinel names it and the old primary has
    * resynchronised from it (so `WAIT 1` works again).
-   * @throws Error when the topology has not settled within 20 s, or a node is down.
+   * @throws Error when the sentinel refuses it, or the topology has not settled, within 20 s; or a
+   *   node is down.
    */
   failover(): Promise<RedisAddress>;
   /**
@@ -313,12 +314,14 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
         }
         const old = await currentPrimary();
         const sentinel = sentinels[0]!;
-        const reply = await sendRespCommand({ host: HOST, port: sentinel.port, timeoutMs: 5_000 }, [
-          'SENTINEL',
-          'FAILOVER',
-          MASTER_NAME,
-        ]);
-        if (reply.type === 'error') throw new Error(`RedisSentinelHandle.failover: ${reply.value}`);
+        // A replica revived a moment ago is not a candidate until the sentinel has its INFO again
+        // (every 10 s): the sentinel refuses with NOGOODSLAVE meanwhile, so ask until it agrees.
+        await waitFor('the sentinel accepting SENTINEL FAILOVER', async () => {
+          const target = { host: HOST, port: sentinel.port, timeoutMs: 5_000 };
+          const reply = await sendRespCommand(target, ['SENTINEL', 'FAILOVER', MASTER_NAME]);
+          if (reply.type === 'error') throw new Error(`SENTINEL FAILOVER: ${reply.value}`);
+          return true;
+        });
         const promoted = await waitFor('the planned failover', promotedOtherThan(old, 0));
         // What the sentinels do on their next look at the old primary (up to 10 s away): make it a
         // replica of the new one and drop its clients, so that they ask the sentinels again.
