@@ -45,13 +45,17 @@ export interface RedisTokenStoreOptions {
   /** Every store call rejects with `TokenStoreError` after this long, e.g. while Redis is down. @default 2000 */
   commandTimeoutMs?: number;
   /**
-   * Durability of writes under asynchronous replication: after each write of a token set, wait
-   * (`WAIT`) until `replicas` replicas have acknowledged it, for `timeoutMs` at most. A rotated
-   * refresh token written to a primary that dies before replicating it is otherwise gone after the
-   * failover, and the next refresh presents the spent one. Fewer acknowledgements within
-   * `timeoutMs` reject the write with `TokenStoreError` (the TokenManager reports it as
-   * `store.failed`, keeps the token set and writes it again later); the data is on the primary.
-   * `false`: no waiting.
+   * Durability of writes under asynchronous replication: after each write of a token set, and
+   * after taking a lock, wait (`WAIT`) until `replicas` replicas have acknowledged it, for
+   * `timeoutMs` at most. A rotated refresh token written to a primary that dies before replicating
+   * it is otherwise gone after the failover, and the next refresh presents the spent one; a lock
+   * the promoted replica never saw lets a second process refresh the same grant.
+   *
+   * Fewer acknowledgements within `timeoutMs` reject with `TokenStoreError`: a write stays on the
+   * primary (the TokenManager reports `store.failed`, keeps the token set and writes it again
+   * later); a lock is given back, so no refresh runs while no replica can vouch for the lock
+   * (exactly-once is kept over availability; the manager still uses a token set another process
+   * wrote). `false`: no waiting.
    * @default `{ replicas: 1, timeoutMs: 1000 }` on Sentinel (`sentinels`, or a client configured
    *   with them), `false` otherwise.
    */
@@ -180,7 +184,18 @@ export class RedisTokenStore implements TokenStore {
       const acquired = await this.#call('lock', () =>
         this.#client.set(lockKey, owner, 'PX', Math.ceil(ttlMs), 'NX'),
       );
-      if (acquired === 'OK') return this.#heldLock(key, lockKey, owner);
+      if (acquired === 'OK') {
+        const held = this.#heldLock(key, lockKey, owner);
+        if (this.#waitForReplicas === undefined) return held;
+        try {
+          await this.#replicated('lock', lockKey, `the lock of "${key}"`);
+        } catch (error) {
+          // Held on the primary only: a failover now would let another process take it too.
+          await held.release().catch(() => undefined);
+          throw error;
+        }
+        return held;
+      }
       const remaining = deadline - Date.now();
       if (remaining <= 0)
         throw new TokenStoreError(
@@ -264,29 +279,36 @@ export class RedisTokenStore implements TokenStore {
         ),
       ),
     );
-    if (result !== -1 && this.#waitForReplicas !== undefined) await this.#replicated(key, dataKey);
+    if (result !== -1 && this.#waitForReplicas !== undefined)
+      await this.#replicated('set', dataKey, `the write of "${key}"`);
     return result;
   }
 
   /**
-   * Waits until the write just made to `dataKey` has reached `waitForReplicas.replicas` replicas
-   * (`WAIT`, which counts the writes of its own connection: it is sent on the connection of the
-   * key's node, in a pipeline behind a read of the key, which is how a Cluster routes it there).
+   * Waits until the write just made to `redisKey` (a token set, or a lock just taken) has reached
+   * `waitForReplicas.replicas` replicas. `WAIT` counts the writes of its own connection: it is sent
+   * on the connection of the key's node, in a pipeline behind a read of the key, which is how a
+   * Cluster routes it there.
+   * @param what - the write, for the error: `the write of "key"`, `the lock of "key"`.
    * @throws TokenStoreError when fewer replicas acknowledged it in time.
    */
-  async #replicated(key: string, dataKey: string): Promise<void> {
+  async #replicated(operation: 'set' | 'lock', redisKey: string, what: string): Promise<void> {
     const { replicas, timeoutMs } = this.#waitForReplicas!;
     const results = await this.#call(
-      'set',
-      () => this.#client.pipeline().exists(dataKey).wait(replicas, timeoutMs).exec(),
+      operation,
+      () => this.#client.pipeline().exists(redisKey).wait(replicas, timeoutMs).exec(),
       this.#timeoutMs + timeoutMs,
     );
-    const [, [error, acknowledged] = [null, 0]] = results ?? [];
-    if (error) throw TokenStoreError.from('set', error, { store: 'redis token store' });
+    const [error, acknowledged] = results?.[1] ?? [null, 0];
+    if (error) throw TokenStoreError.from(operation, error, { store: 'redis token store' });
     if (Number(acknowledged) >= replicas) return;
+    const risk =
+      operation === 'set'
+        ? 'it is on the primary only, and a failover now would lose it'
+        : 'it was given back, since a failover now would let another process take it too';
     throw new TokenStoreError(
-      'set',
-      `redis token store: the write of "${key}" reached ${Number(acknowledged)} of the ${replicas} replicas waited for within ${timeoutMs} ms (WAIT); it is on the primary only, and a failover now would lose it`,
+      operation,
+      `redis token store: ${what} reached ${Number(acknowledged)} of the ${replicas} replicas waited for within ${timeoutMs} ms (WAIT); ${risk}`,
     );
   }
 

@@ -79,6 +79,21 @@ async function userTokens(): Promise<Record<string, unknown>> {
   >;
 }
 
+/**
+ * SIGSTOPs the replica: it receives nothing more, and acknowledges nothing, while the sentinels
+ * still count it (for now). Resolves with its pid, to SIGCONT it.
+ */
+async function frozenReplica(): Promise<number> {
+  const primary = await redis.primary();
+  const replica = redis.nodes.find((node) => node.port !== primary.port)!;
+  const { Redis } = await import('ioredis');
+  const direct = new Redis({ host: replica.host, port: replica.port });
+  const pid = Number(/process_id:(\d+)/.exec(await direct.info('server'))![1]);
+  direct.disconnect();
+  process.kill(pid, 'SIGSTOP');
+  return pid;
+}
+
 /** Runs `call`, and says whether it settled (either way) within `ms` plus a margin. */
 async function settlesWithin<T>(ms: number, call: () => Promise<T>): Promise<PromiseSettledResult<T>> {
   let timer: NodeJS.Timeout | undefined;
@@ -108,13 +123,7 @@ describe('RedisTokenStore on Redis Sentinel', () => {
     await waiting.set('k', tokens); // the replica acknowledges
     await byDefault.set('k', tokens);
 
-    const primary = await redis.primary();
-    const replica = redis.nodes.find((node) => node.port !== primary.port)!;
-    const { Redis } = await import('ioredis');
-    const direct = new Redis({ host: replica.host, port: replica.port });
-    const pid = Number(/process_id:(\d+)/.exec(await direct.info('server'))![1]);
-    direct.disconnect();
-    process.kill(pid, 'SIGSTOP'); // the replica receives nothing more, and acknowledges nothing
+    const pid = await frozenReplica();
     try {
       const error = await waiting
         .set('k', { ...tokens, accessToken: 'at-unreplicated-0001' })
@@ -135,6 +144,64 @@ describe('RedisTokenStore on Redis Sentinel', () => {
     }
   });
 
+  it('a lock no replica acknowledged is refused and given back: after a failover, no two processes hold it (regression: the promoted replica never saw it)', async () => {
+    const prefix = `l-${randomUUID()}:`;
+    const holder = new RedisTokenStore({
+      sentinels: redis.sentinels,
+      name: redis.name,
+      keyPrefix: prefix,
+      waitForReplicas: { replicas: 1, timeoutMs: 300 },
+    });
+    stores.push(holder);
+    const other = storeFor(prefix);
+    const primary = await redis.primary();
+    const { Redis } = await import('ioredis');
+    const direct = new Redis({ host: primary.host, port: primary.port });
+    const pid = await frozenReplica();
+    let refused: unknown;
+    try {
+      refused = await holder.lock('k', { ttlMs: 30_000, waitMs: 0 }).catch((e: unknown) => e);
+      // Given back on the primary at once, not left to block the fleet for its TTL.
+      expect(await direct.get(`${prefix}{k}:lock`)).toBeNull();
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      direct.disconnect();
+    }
+    expect(refused).toBeInstanceOf(TokenStoreError);
+    expect(refused).toMatchObject({ operation: 'lock' });
+    expect((refused as Error).message).toContain(
+      'the lock of "k" reached 0 of the 1 replicas waited for within 300 ms (WAIT); it was given back',
+    );
+    await redis.killPrimary();
+    try {
+      await redis.revive(); // a replica again, to acknowledge the next lock
+      // Nobody holds it on the promoted replica: the other process takes it at once, the only holder.
+      const lock = await other.lock('k', { ttlMs: 30_000, waitMs: 0 });
+      await lock.release();
+    } finally {
+      await redis.revive();
+    }
+  }, 60_000);
+
+  it('a lock the replica acknowledged survives the SIGKILL of the primary: nobody else takes it until it is released', async () => {
+    const prefix = `s-${randomUUID()}:`;
+    const holder = storeFor(prefix);
+    const other = storeFor(prefix);
+    const lock = await holder.lock('k', { ttlMs: 30_000, waitMs: 0 });
+    await redis.killPrimary();
+    try {
+      const meanwhile = await other.lock('k', { ttlMs: 30_000, waitMs: 300 }).catch((e: unknown) => e);
+      expect(meanwhile).toBeInstanceOf(TokenStoreError);
+      expect((meanwhile as Error).message).toContain('was not acquired within 300 ms');
+      await redis.revive(); // a replica again, so that the next lock can be acknowledged
+      await eventually(async () => await lock.release().then(() => true), 'released on the new primary');
+      const next = await other.lock('k', { ttlMs: 30_000, waitMs: 5000 });
+      await next.release();
+    } finally {
+      await redis.revive();
+    }
+  }, 60_000);
+
   it('a planned failover: calls during the switch settle in time and typed, the store works after it, the feed resets', async () => {
     const prefix = `f-${randomUUID()}:`;
     const store = storeFor(prefix);
@@ -149,13 +216,16 @@ describe('RedisTokenStore on Redis Sentinel', () => {
     const load = (async () => {
       while (switching) during.push(await settlesWithin(3000, () => store.get('k')));
     })();
-    await redis.failover();
-    await eventually(
-      async () => (await store.get('k'))?.accessToken === tokens.accessToken,
-      'readable after',
-    );
-    switching = false;
-    await load;
+    try {
+      await redis.failover();
+      await eventually(
+        async () => (await store.get('k'))?.accessToken === tokens.accessToken,
+        'readable after',
+      );
+    } finally {
+      switching = false;
+      await load;
+    }
 
     for (const result of during) {
       if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(TokenStoreError);
@@ -181,6 +251,17 @@ describe('RedisTokenStore on Redis Sentinel', () => {
         async () => (await other.getTokens())?.refreshToken === rotated.refreshToken,
         'the rotated set is on the new primary',
       );
+
+      // No replica is left to vouch for a lock: a refresh is refused, sends nothing, keeps the tokens.
+      server.resetStats();
+      const refused = await other.refreshTokens().catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(TokenStoreError);
+      expect(refused).toMatchObject({ operation: 'lock' });
+      expect((refused as Error).message).toContain('0 of the 1 replicas');
+      expect(server.stats().token).toBe(0);
+      expect((await other.getTokens())?.refreshToken).toBe(rotated.refreshToken);
+
+      await redis.revive(); // a replica again: refreshes run, one request each
       server.resetStats();
       const next = await other.refreshTokens();
       expect(server.stats().token).toBe(1);
@@ -189,15 +270,6 @@ describe('RedisTokenStore on Redis Sentinel', () => {
         expect(s.refreshFailures).toEqual([]);
         expect(s.cleared).toBe(0);
       }
-
-      // No replica is left to acknowledge: a write says so (store.failed), and keeps the tokens.
-      const renewed = await other.refreshTokens();
-      await eventually(async () => seen[1]!.storeFailures.length > 0, 'the unacknowledged write reported');
-      const failure = seen[1]!.storeFailures[0]!;
-      expect(failure).toBeInstanceOf(TokenStoreError);
-      expect(failure.message).toContain('WAIT');
-      expect(failure.message).toContain('0 of the 1 replicas');
-      expect((await other.getTokens())?.refreshToken).toBe(renewed.refreshToken);
     } finally {
       await redis.revive();
     }
