@@ -17,13 +17,9 @@ export { describeTokenStore } from './describe-token-store.js';
 export type { TestRunner, TokenStoreCapability, TokenStoreSuiteOptions } from './describe-token-store.js';
 export { createFakeClock } from './fake-clock.js';
 export type { FakeClock } from './fake-clock.js';
-export { RedisServerMissingError, startRedisCluster, startRedisServer } from './redis-server.js';
-export type {
-  RedisClusterHandle,
-  RedisExecutable,
-  RedisServerHandle,
-  RedisServerOptions,
-  SlotMigrationOptions,
-} from './redis-server.js';
+export { RedisServerMissingError, startRedisServer } from './redis-server.js';
+export type { RedisExecutable, RedisServerHandle, RedisServerOptions } from './redis-server.js';
+export { startRedisCluster } from './redis-cluster.js';
+export type { RedisClusterHandle, SlotMigrationOptions } from './redis-cluster.js';
 export { startRedisSentinel } from './redis-sentinel.js';
 export type { RedisAddress, RedisSentinelHandle } from './redis-sentinel.js';
