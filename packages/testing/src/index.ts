@@ -20,6 +20,12 @@ export type { FakeClock } from './fake-clock.js';
 export { RedisServerMissingError, startRedisServer } from './redis-server.js';
 export type { RedisExecutable, RedisServerHandle, RedisServerOptions } from './redis-server.js';
 export { startRedisCluster } from './redis-cluster.js';
-export type { RedisClusterHandle, SlotMigrationOptions } from './redis-cluster.js';
+export type {
+  RedisClusterFailover,
+  RedisClusterHandle,
+  RedisClusterNode,
+  RedisClusterOptions,
+  SlotMigrationOptions,
+} from './redis-cluster.js';
 export { startRedisSentinel } from './redis-sentinel.js';
 export type { RedisAddress, RedisSentinelHandle } from './redis-sentinel.js';

@@ -265,6 +265,11 @@ describe('startRedisCluster', () => {
     );
   });
 
+  it('has no replicas, so killMaster() refuses', async () => {
+    expect(cluster.replicas).toEqual([]);
+    await expect(cluster.killMaster(0)).rejects.toThrow('the cluster has no replicas');
+  });
+
   it('close() is idempotent', async () => {
     const ports = cluster.nodes.map((node) => node.port);
     await Promise.all([cluster.close(), cluster.close()]);
@@ -273,4 +278,54 @@ describe('startRedisCluster', () => {
       await expect(tcpConnectError(port)).resolves.toBe('ECONNREFUSED');
     }
   });
+});
+
+describe('startRedisCluster({ replicas: 1 })', () => {
+  let cluster: RedisClusterHandle;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ replicas: 1 });
+    handles.push(cluster);
+  }, 45_000);
+
+  it('starts three masters with a replica each', async () => {
+    expect(cluster.nodes).toHaveLength(3);
+    expect(cluster.replicas).toHaveLength(3);
+    const masters = new Set(cluster.nodes.map((node) => node.port));
+    for (const replica of cluster.replicas) {
+      expect(masters.has(replica.port)).toBe(false);
+      const client = await connect(`redis://${replica.host}:${replica.port}`);
+      const replication = await client.info('replication');
+      expect(replication).toMatch(/^role:slave\r$/m);
+      expect(masters.has(Number(/^master_port:(\d+)\r$/m.exec(replication)![1]))).toBe(true);
+      expect(await client.cluster('INFO')).toMatch(/^cluster_known_nodes:6\r$/m);
+    }
+  });
+
+  it("killMaster() fails the slot's master over to its replica, which keeps what was replicated; revive() brings the node back as its replica", async () => {
+    const client = new Cluster(
+      cluster.nodes.map(({ host, port }) => ({ host, port })),
+      { redisOptions: { maxRetriesPerRequest: 1 } },
+    );
+    client.on('error', () => undefined);
+    clients.push(client);
+    await client.set('tessera:failover', 'kept');
+    const slot = Number(await client.cluster('KEYSLOT', 'tessera:failover'));
+    const replicated = await client.pipeline().exists('tessera:failover').wait(1, 1000).exec();
+    expect(replicated?.[1]).toEqual([null, 1]);
+
+    const { killed, promoted } = await cluster.killMaster(slot);
+    expect(cluster.nodes.map((node) => node.port)).toContain(killed.port);
+    expect(cluster.replicas.map((node) => node.port)).toContain(promoted.port);
+    await expect(tcpConnectError(killed.port)).resolves.toBe('ECONNREFUSED');
+    const direct = await connect(`redis://${promoted.host}:${promoted.port}`);
+    expect(await direct.info('replication')).toMatch(/^role:master\r$/m);
+    expect(await direct.get('tessera:failover')).toBe('kept');
+
+    await cluster.revive();
+    expect(await direct.info('replication')).toMatch(/^connected_slaves:1\r$/m);
+    const revived = await connect(`redis://${killed.host}:${killed.port}`);
+    expect(await revived.info('replication')).toMatch(new RegExp(`^master_port:${promoted.port}\r$`, 'm'));
+    await cluster.revive(); // nothing is down: does nothing
+  }, 45_000);
 });
