@@ -382,9 +382,10 @@ export class RedisTokenStore implements TokenStore {
 
   /**
    * Opens the pub/sub connection and subscribes. It is always a plain connection that this store
-   * resubscribes itself after a reconnect, then calls every `onReset` (what was published meanwhile
-   * was missed): ioredis's own resubscription leaves an unhandled rejection when the connection drops
-   * again before Redis answers, and a Cluster's moves its subscriber to another node silently.
+   * resubscribes itself after a reconnect, then wakes the lock waiters and calls every `onReset`
+   * (what was published meanwhile was missed): ioredis's own resubscription leaves an unhandled
+   * rejection when the connection drops again before Redis answers, and a Cluster's moves its
+   * subscriber to another node silently.
    *
    * @param replacing - whether it replaces a connection that was listening (a Cluster node that went
    *   away): its listeners missed changes.
@@ -397,7 +398,10 @@ export class RedisTokenStore implements TokenStore {
     }
     this.#subscriber = subscriber;
     let wasReady = false;
+    // Listening again after a gap: the change feed's listeners and the lock waiters may have
+    // missed a message (a waiter that missed its release would sleep until the holder's TTL).
     const reset = (): void => {
+      for (const waiters of [...this.#lockWaiters.values()]) for (const wake of [...waiters]) wake();
       for (const { onReset } of this.#listeners) safely(() => onReset?.());
     };
     subscriber.on('error', () => undefined); // reconnects by itself; calls report failures

@@ -145,6 +145,20 @@ describe('RedisTokenStore specifics', () => {
     await Promise.all([teardown(a), teardown(b)]);
   }, 30_000);
 
+  it('a waiter whose pub/sub connection dropped as the release was published is woken once it listens again (regression: asleep until the TTL)', async () => {
+    const prefix = `r-${randomUUID()}:`;
+    const a = standalone(prefix);
+    const b = standalone(prefix);
+    const held = await a.lock('k', { ttlMs: 60_000, waitMs: 1000 });
+    // Both bounds are past the test's own: a waiter left asleep fails the test by its timeout.
+    const waiting = b.lock('k', { ttlMs: 60_000, waitMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 100)); // b listens, and sleeps until the release
+    await killPubSubClients([redis.url]);
+    await held.release(); // published while b's connection is down: b misses it
+    await (await waiting).release(); // woken when it listens again
+    await Promise.all([teardown(a), teardown(b)]);
+  }, 15_000);
+
   it('keeps token values out of errors', async () => {
     const store = standalone(`s-${randomUUID()}:`);
     await store.close();
