@@ -6,6 +6,14 @@ import type { StoreLock, TokenSet, TokenStore, TokenStoreOperation, VersionedTok
 import { closeConnection, pubSubConnection, safely } from './pubsub.js';
 import { DELETE, RELEASE_LOCK, SET_IF_VERSION, runScript } from './scripts.js';
 
+/** Pause between two lock attempts while Redis fails (a failover), in milliseconds. */
+const LOCK_RETRY_MS = 100;
+
+/** Resolves after `ms` without keeping the process alive. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
 /** Where a Redis Sentinel listens. */
 export interface SentinelAddress {
   /** Host name or IP address. */
@@ -170,7 +178,9 @@ export class RedisTokenStore implements TokenStore {
 
   /**
    * Takes the lock of `key` (`SET NX PX` with a random owner), waiting up to `waitMs` for its
-   * release (woken by pub/sub) or its expiry; rejects with `TokenStoreError` after that.
+   * release (woken by pub/sub) or its expiry; rejects with `TokenStoreError` after that. While it
+   * waits, Redis failing (a failover) is waited through; Redis failing at the first attempt rejects
+   * at once. With `waitForReplicas`, a lock no replica acknowledged is given back and rejects.
    */
   async lock(key: string, options: { ttlMs: number; waitMs: number }): Promise<StoreLock> {
     const { ttlMs, waitMs } = options;
@@ -180,10 +190,24 @@ export class RedisTokenStore implements TokenStore {
     const owner = randomUUID();
     const deadline = Date.now() + waitMs;
     let listening = false;
+    // Once Redis has said the lock is busy, a failure (a failover, a node restarting) is waited
+    // through until the deadline: the holder may release it on the new primary. A failure before
+    // that (Redis away) rejects at once.
+    let busy = false;
+    let failure: unknown;
+    const attempt = async <T>(command: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        const result = await this.#call('lock', command);
+        failure = undefined;
+        return result;
+      } catch (error) {
+        if (!busy || this.#closed) throw error;
+        failure = error;
+        return undefined;
+      }
+    };
     for (;;) {
-      const acquired = await this.#call('lock', () =>
-        this.#client.set(lockKey, owner, 'PX', Math.ceil(ttlMs), 'NX'),
-      );
+      const acquired = await attempt(() => this.#client.set(lockKey, owner, 'PX', Math.ceil(ttlMs), 'NX'));
       if (acquired === 'OK') {
         const held = this.#heldLock(key, lockKey, owner);
         if (this.#waitForReplicas === undefined) return held;
@@ -196,30 +220,32 @@ export class RedisTokenStore implements TokenStore {
         }
         return held;
       }
+      busy = true;
       const remaining = deadline - Date.now();
       if (remaining <= 0)
         throw new TokenStoreError(
           'lock',
-          `redis token store: the lock of "${key}" was not acquired within ${waitMs} ms`,
+          `redis token store: the lock of "${key}" was not acquired within ${waitMs} ms` +
+            (failure === undefined ? '' : '; Redis was failing meanwhile'),
+          { cause: failure },
         );
-      if (!listening) {
+      if (!listening && failure === undefined) {
         // Listen for unlocks first, then try once more: no release can slip between the two.
-        await this.#call('lock', () => this.#ensureSubscriber());
-        listening = true;
+        await attempt(() => this.#ensureSubscriber());
+        listening = failure === undefined;
+        continue;
+      }
+      if (failure !== undefined) {
+        await sleep(Math.min(remaining, LOCK_RETRY_MS));
         continue;
       }
       // Woken by the holder's release, or when its TTL runs out (a holder that died never releases).
       // Wait for the release before asking for the TTL: the release's message (on the pub/sub
       // connection) may arrive before the TTL's answer (on this one).
       const wait = this.#waitForUnlock(key);
-      let holderTtl: number;
-      try {
-        holderTtl = await this.#call('lock', () => this.#client.pttl(lockKey));
-      } catch (error) {
-        wait.cancel();
-        throw error;
-      }
-      await wait.until(Math.min(remaining, holderTtl > 0 ? holderTtl + 5 : 25));
+      const holderTtl = await attempt(() => this.#client.pttl(lockKey));
+      const sleepMs = holderTtl === undefined ? LOCK_RETRY_MS : holderTtl > 0 ? holderTtl + 5 : 25;
+      await wait.until(Math.min(remaining, sleepMs));
     }
   }
 
@@ -330,13 +356,20 @@ export class RedisTokenStore implements TokenStore {
     return Math.max(1000, Math.ceil(ttl));
   }
 
+  /** A held lock: `release()` once released stays so; one that failed (Redis away) can be tried again. */
   #heldLock(key: string, lockKey: string, owner: string): StoreLock {
     let released: Promise<void> | undefined;
     return {
       release: () =>
         (released ??= this.#call('lock', () =>
           runScript(this.#client, RELEASE_LOCK, [lockKey], [owner, this.#unlocks, key]),
-        ).then(() => undefined)),
+        ).then(
+          () => undefined,
+          (error: unknown) => {
+            released = undefined;
+            throw error;
+          },
+        )),
     };
   }
 

@@ -171,6 +171,50 @@ describe('RedisTokenStore under faults', () => {
     await raw.del(`${prefix}{default}:lock`);
   });
 
+  it('a waiter for a busy lock waits through Redis going away and coming back (regression: the first failure ended its wait)', async () => {
+    const prefix = `c-${randomUUID()}:`;
+    const holder = storeFor(prefix);
+    const waiter = storeFor(prefix);
+    await holder.lock('k', { ttlMs: 1000, waitMs: 0 });
+    const waiting = waiter.lock('k', { ttlMs: 60_000, waitMs: 20_000 });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // busy: the waiter sleeps for the TTL
+    await redis.kill(); // a crash, as a failover starts; the lock is gone with the data
+    // The waiter wakes at the holder's TTL, and its attempts fail while Redis is away.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await redis.start();
+    const lock = await waiting;
+    await lock.release();
+    // Redis away at the first attempt: no wait, a typed error at once.
+    await redis.stop();
+    try {
+      const error = await waiter.lock('k', { ttlMs: 60_000, waitMs: 20_000 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TokenStoreError);
+      expect(error).toMatchObject({ operation: 'lock' });
+      expect((error as Error).message).not.toContain('was not acquired within');
+    } finally {
+      await redis.start();
+    }
+  }, 30_000);
+
+  it('a release that failed while Redis was away can be tried again (regression: the failure was kept for good)', async () => {
+    const store = storeFor(`u-${randomUUID()}:`);
+    const lock = await store.lock('k', { ttlMs: 60_000, waitMs: 0 });
+    await redis.stop();
+    try {
+      await expect(lock.release()).rejects.toBeInstanceOf(TokenStoreError);
+    } finally {
+      await redis.start();
+    }
+    await eventually(
+      () =>
+        lock.release().then(
+          () => true,
+          () => false,
+        ),
+      'released once Redis is back',
+    );
+  });
+
   it('10,000 callers while Redis is down: the still-valid token is served to all, none hangs; an expired key fails fast and typed', async () => {
     const prefix = `b-${randomUUID()}:`;
     const manager = managerFor(storeFor(prefix), { storeTimeoutMs: 1000 });
