@@ -230,7 +230,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     const ports = servers.map((server) => server.port);
     await runClusterCreate(redisCli, ports, replicas);
     await waitForClusterOk(ports);
-    if (replicas > 0) await waitFor('every replica in sync', () => replicasInSync(ports));
+    if (replicas > 0) await waitFor('every replica in sync', () => replicasInSync(ports, replicas));
     roles = await clusterNodes(ports[0]!);
   } catch (error) {
     await stopAll();
@@ -292,7 +292,11 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         }
         await waitFor('the revived nodes in sync', async () => {
           const up = livePorts();
-          return (await everyNodeOk(up)) && (await replicasInSync(up));
+          return (
+            (await everyNodeOk(up)) &&
+            (await replicasInSync(up, replicas)) &&
+            (await writesReachReplicas(redisCli, up))
+          );
         });
       }),
     close: () => (closed ??= run(stopAll)),
@@ -359,24 +363,50 @@ async function everyNodeOk(ports: readonly number[]): Promise<boolean> {
 }
 
 /**
- * Whether every replica among `ports` is linked to its master and done syncing, and the masters
- * count as many replicas online.
+ * Whether every node among `ports` is a master with `replicas` replicas online or a replica linked
+ * to its master and done syncing, and there are as many masters as at the start. (A revived node
+ * first takes itself for the master it was, until the cluster tells it otherwise.)
  */
-async function replicasInSync(ports: readonly number[]): Promise<boolean> {
+async function replicasInSync(ports: readonly number[], replicas: number): Promise<boolean> {
   const replications = await Promise.all(ports.map(info));
   const field = (replication: string, name: string): string | undefined =>
     new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(replication)?.[1];
-  const replicaInfos = replications.filter((replication) => field(replication, 'role') === 'slave');
-  const linked = replicaInfos.filter(
-    (replication) =>
-      field(replication, 'master_link_status') === 'up' &&
-      field(replication, 'master_sync_in_progress') === '0',
+  const masters = replications.filter((replication) => field(replication, 'role') === 'master');
+  return (
+    masters.length === MASTERS &&
+    masters.every(
+      (replication) => (replication.match(/^slave\d+:.*state=online/gm) ?? []).length === replicas,
+    ) &&
+    replications.every(
+      (replication) =>
+        field(replication, 'role') === 'master' ||
+        (field(replication, 'master_link_status') === 'up' &&
+          field(replication, 'master_sync_in_progress') === '0'),
+    )
   );
-  const online = replications
-    .filter((replication) => field(replication, 'role') === 'master')
-    .map((replication) => (replication.match(/^slave\d+:.*state=online/gm) ?? []).length)
-    .reduce((sum, count) => sum + count, 0);
-  return linked.length === replicaInfos.length && online === replicaInfos.length;
+}
+
+/**
+ * Whether a write on each master now reaches its replica: a `SET` of a key in one of its slots and
+ * a `WAIT 1` on one connection (`redis-cli` reading both from its input), which is what a store's
+ * durable write needs. A replica the master counts online may still be loading what it was sent.
+ */
+async function writesReachReplicas(redisCli: string, ports: readonly number[]): Promise<boolean> {
+  const nodes = await clusterNodes(ports[0]!);
+  const masters = nodes.filter((node) => node.master && ports.includes(node.port) && node.ranges.length > 0);
+  const acknowledged = await Promise.all(
+    masters.map(async (master) => {
+      // Redis says which slot a name hashes to: try names until one is the master's.
+      for (let i = 0; i < 100_000; i += 1) {
+        const key = `tessera-harness:probe:${i}`;
+        const slot = Number(await nodeCommand(master.port, ['CLUSTER', 'KEYSLOT', key]));
+        if (!master.ranges.some(([from, until]) => slot >= from && slot <= until)) continue;
+        return cliLines(redisCli, master.port, [], `SET ${key} 1\nWAIT 1 500\n`);
+      }
+      throw new Error(`no key name hashes to a slot of the master on ${master.port}`);
+    }),
+  );
+  return acknowledged.every((lines) => lines.at(-1)?.trim() === '1');
 }
 
 async function info(port: number): Promise<string> {
@@ -409,13 +439,27 @@ async function nodeCommand(port: number, args: readonly string[]): Promise<strin
   return reply.value;
 }
 
-/** `redis-cli` on a node, for the commands that answer arrays: one line per element. */
-function cliLines(redisCli: string, port: number, args: readonly string[]): Promise<string[]> {
+/**
+ * `redis-cli` on a node, for the commands that answer arrays: one line per element. With `input`,
+ * the commands are read from it instead, one per line, on one connection.
+ */
+function cliLines(
+  redisCli: string,
+  port: number,
+  args: readonly string[],
+  input?: string,
+): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    execFile(redisCli, ['-h', HOST, '-p', String(port), ...args], { timeout: 5_000 }, (error, stdout) => {
-      if (error) reject(error);
-      else resolve(stdout.split('\n').filter((line) => line !== ''));
-    });
+    const child = execFile(
+      redisCli,
+      ['-h', HOST, '-p', String(port), ...args],
+      { timeout: 5_000 },
+      (error, stdout) => {
+        if (error) reject(error);
+        else resolve(stdout.split('\n').filter((line) => line !== ''));
+      },
+    );
+    child.stdin?.end(input ?? '');
   });
 }
 
