@@ -59,6 +59,104 @@ export function startWorker(config: WorkerConfig, children: Set<ChildProcess>): 
 }
 
 /**
+ * Stores a real, rotating user token set of `server`'s whose access token has already expired, under
+ * `key` (in the managers' `namespace`, the default one unless given). Returns its refresh token.
+ */
+export async function seedExpiredTokens(
+  server: TestServer,
+  shared: SharedStore,
+  key: string,
+  namespace?: string,
+): Promise<string> {
+  const client = await Client.discover(server.issuer, server.clients.basic);
+  const store = await openStore(shared);
+  const manager = new TokenManager({ client, store, key, ...(namespace === undefined ? {} : { namespace }) });
+  try {
+    const issued = await server.issueUserTokens('basic', { scope: 'openid offline_access api:read' });
+    await manager.storeTokens({ ...issued, expires_in: 0 } as never);
+    return issued.refresh_token!;
+  } finally {
+    await manager.close();
+    await store.close();
+  }
+}
+
+/**
+ * Writes the set stored under the store key `storeKey` back with its access token expired, as time
+ * passing would. Returns its refresh token.
+ */
+export async function expireStored(shared: SharedStore, storeKey: string): Promise<string> {
+  const store = await openStore(shared);
+  try {
+    const current = (await store.get(storeKey))!;
+    await store.set(storeKey, { ...current, expiresAt: Math.floor(Date.now() / 1000) - 1 });
+    return current.refreshToken!;
+  } finally {
+    await store.close();
+  }
+}
+
+/** One wave of a fleet on an expired key: how many processes, with how many callers each. */
+export interface FleetWaveOptions {
+  server: TestServer;
+  store: SharedStore;
+  key: string;
+  /** The managers' `namespace` (`''`: the store key is `key` itself). */
+  namespace?: string;
+  processes: number;
+  calls: number;
+  /** Called once every process has been told to go, while their callers are waiting. */
+  during?: () => Promise<void>;
+}
+
+/**
+ * What a wave cost and got: token requests, `token.refreshed` events, distinct tokens, and
+ * rejections and bad events.
+ */
+export interface FleetWaveResult {
+  requests: number;
+  refreshed: number;
+  fingerprints: number;
+  bad: unknown[];
+}
+
+/**
+ * `processes` fleet processes × `calls` concurrent callers at once on the expired `key`: the token
+ * requests it cost (the server's stats are reset first), the refreshes the processes reported, the
+ * distinct tokens the callers got, and every rejection, `refresh.failed` and `token.cleared`.
+ */
+export async function fleetWave(
+  options: FleetWaveOptions,
+  children: Set<ChildProcess>,
+): Promise<FleetWaveResult> {
+  const { server, store, key, namespace, processes, calls, during } = options;
+  server.resetStats();
+  const config: WorkerConfig = {
+    issuer: server.issuer,
+    client: server.clients.basic,
+    store,
+    key,
+    calls,
+    ...(namespace === undefined ? {} : { namespace }),
+  };
+  const workers = Array.from({ length: processes }, () => startWorker(config, children));
+  await Promise.all(workers.map((w) => w.ready));
+  for (const w of workers) w.child.send({ type: 'go' });
+  await during?.();
+  const results = await Promise.all(workers.map((w) => w.done));
+  const events = workers.flatMap((w) => w.events);
+  return {
+    requests: server.stats().token,
+    refreshed: events.filter((e) => e.name === 'token.refreshed').length,
+    fingerprints: new Set(results.flatMap((r) => r.fingerprints)).size,
+    bad: [
+      ...results.flatMap((r) => r.rejected),
+      ...events.filter((e) => e.name === 'refresh.failed' || e.name === 'token.cleared'),
+    ],
+  };
+}
+
+/**
  * Registers the fleet tests. `newStore` gives a fresh shared store (a key prefix, a directory) for
  * each test; it is called inside the tests, after the suite's own `beforeAll`.
  */
@@ -74,45 +172,17 @@ export function describeFleet(name: string, newStore: () => SharedStore): void {
     await server?.close();
   });
 
-  /** Stores a real, rotating user token set whose access token has already expired. */
-  async function seedExpiredTokens(shared: SharedStore, key: string): Promise<void> {
-    const client = await Client.discover(server.issuer, server.clients.basic);
-    const store = await openStore(shared);
-    const manager = new TokenManager({ client, store, key });
-    const issued = await server.issueUserTokens('basic', { scope: 'openid offline_access api:read' });
-    await manager.storeTokens({ ...issued, expires_in: 0 } as never);
-    await manager.close();
-    await store.close();
-  }
-
   describe(name, () => {
     it('8 processes × 500 concurrent callers on an expired key: exactly one refresh, no invalid_grant', async () => {
       const store = newStore();
-      await seedExpiredTokens(store, 'shared');
-      server.resetStats();
-      const config: WorkerConfig = {
-        issuer: server.issuer,
-        client: server.clients.basic,
-        store,
-        key: 'shared',
-        calls: 500,
-      };
-      const workers = Array.from({ length: 8 }, () => startWorker(config, children));
-      await Promise.all(workers.map((w) => w.ready));
-      for (const w of workers) w.child.send({ type: 'go' });
-      const results = await Promise.all(workers.map((w) => w.done));
-
-      expect(server.stats().token).toBe(1);
-      expect(results.flatMap((r) => r.rejected)).toEqual([]);
-      expect(new Set(results.flatMap((r) => r.fingerprints)).size).toBe(1);
-      const events = workers.flatMap((w) => w.events);
-      expect(events.filter((e) => e.name === 'token.refreshed')).toHaveLength(1);
-      expect(events.filter((e) => e.name === 'refresh.failed' || e.name === 'token.cleared')).toEqual([]);
+      await seedExpiredTokens(server, store, 'shared');
+      const wave = await fleetWave({ server, store, key: 'shared', processes: 8, calls: 500 }, children);
+      expect(wave).toEqual({ requests: 1, refreshed: 1, fingerprints: 1, bad: [] });
     }, 90_000);
 
     it('a process killed while holding the lock mid-refresh: another takes over, no refresh token lost', async () => {
       const store = newStore();
-      await seedExpiredTokens(store, 'shared');
+      await seedExpiredTokens(server, store, 'shared');
       // A token endpoint that takes the request and never answers (nor forwards it).
       const held: http.ServerResponse[] = [];
       const blackhole = http.createServer((_req, res) => void held.push(res));
