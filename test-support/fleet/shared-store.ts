@@ -2,8 +2,8 @@
 import type { TokenStore } from '@tessera/core';
 
 /**
- * The shared store: a Redis (standalone, or Sentinel) under a key prefix, or a directory with its
- * encryption key (base64url).
+ * The shared store: a Redis (standalone, Sentinel or Cluster) under a key prefix, or a directory
+ * with its encryption key (base64url).
  */
 export type SharedStore =
   | { kind: 'redis'; url: string; keyPrefix: string }
@@ -12,6 +12,13 @@ export type SharedStore =
       sentinels: Array<{ host: string; port: number }>;
       name: string;
       keyPrefix: string;
+    }
+  | {
+      kind: 'redis-cluster';
+      nodes: Array<{ host: string; port: number }>;
+      keyPrefix: string;
+      /** The store's `waitForReplicas` (a Cluster has no default: it may have no replicas). */
+      waitForReplicas?: { replicas: number; timeoutMs: number };
     }
   | { kind: 'file'; directory: string; encryptionKey: string };
 
@@ -25,6 +32,28 @@ export async function openStore(shared: SharedStore): Promise<TokenStore & { clo
     const { RedisTokenStore } = await import('@tessera/store-redis');
     const { sentinels, name, keyPrefix } = shared;
     return new RedisTokenStore({ sentinels, name, keyPrefix }); // waits for the replica by default
+  }
+  if (shared.kind === 'redis-cluster') {
+    const [{ RedisTokenStore }, { Cluster }] = await Promise.all([
+      import('@tessera/store-redis'),
+      import('ioredis'),
+    ]);
+    const connection = new Cluster(shared.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+    connection.on('error', () => undefined); // a node going away is what the Cluster tests do
+    const store = new RedisTokenStore({
+      client: connection,
+      keyPrefix: shared.keyPrefix,
+      commandTimeoutMs: 2000,
+      ...(shared.waitForReplicas === undefined ? {} : { waitForReplicas: shared.waitForReplicas }),
+    });
+    // The caller's client is the caller's to close: closing the store closes its connection too.
+    const close = store.close.bind(store);
+    return Object.assign(store, {
+      close: async () => {
+        await close();
+        connection.disconnect();
+      },
+    });
   }
   const { FileTokenStore } = await import('@tessera/store-file');
   return new FileTokenStore({ directory: shared.directory, encryptionKey: shared.encryptionKey });
