@@ -265,6 +265,57 @@ describe('startRedisCluster', () => {
     );
   });
 
+  it('migrateSlot() moves a slot and its keys a step at a time: ASK for moved keys mid-way, MOVED after', async () => {
+    const client = new Cluster(
+      cluster.nodes.map(({ host, port }) => ({ host, port })),
+      { redisOptions: { maxRetriesPerRequest: 1 } },
+    );
+    client.on('error', () => undefined);
+    clients.push(client);
+    const keys = ['{moving}:a', '{moving}:b', '{moving}:c'];
+    await Promise.all(keys.map((key) => client.set(key, `value of ${key}`)));
+    const slot = Number(await client.cluster('KEYSLOT', keys[0]!));
+    const ranges = (await client.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>;
+    const owner = ranges.find(([start, end]) => start <= slot && slot <= end)![2][1];
+    const from = cluster.nodes.findIndex((node) => node.port === owner);
+    const to = (from + 1) % cluster.nodes.length;
+    const source = await connect(`redis://127.0.0.1:${owner}`);
+
+    const redirects: string[][] = [];
+    const returned = await cluster.migrateSlot(slot, to, {
+      keysPerStep: 1,
+      betweenSteps: async () => {
+        // The source still owns the slot: a key it still has it answers, a moved one is ASKed for.
+        const answers = await Promise.all(
+          keys.map((key) =>
+            source.get(key).then(
+              () => 'here',
+              (error: Error) => error.message.split(' ')[0]!,
+            ),
+          ),
+        );
+        redirects.push(answers);
+      },
+    });
+
+    expect(returned).toBe(from);
+    // One key a step (in whatever order Redis lists them): one more ASK after each step.
+    expect(redirects.map((answers) => answers.filter((answer) => answer === 'ASK').length)).toEqual([
+      1, 2, 3,
+    ]);
+    expect(redirects.flat().filter((answer) => answer !== 'ASK' && answer !== 'here')).toEqual([]);
+    await expect(source.get(keys[0]!)).rejects.toThrow(/^MOVED /);
+    await expect(Promise.all(keys.map((key) => client.get(key)))).resolves.toEqual(
+      keys.map((key) => `value of ${key}`),
+    );
+    // Already there: nothing to do.
+    let steps = 0;
+    await expect(
+      cluster.migrateSlot(slot, to, { betweenSteps: async () => void (steps += 1) }),
+    ).resolves.toBe(to);
+    expect(steps).toBe(0);
+  });
+
   it('has no replicas, so killMaster() refuses', async () => {
     expect(cluster.replicas).toEqual([]);
     await expect(cluster.killMaster(0)).rejects.toThrow('the cluster has no replicas');
