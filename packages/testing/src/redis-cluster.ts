@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
+import { info, infoField, onlineReplicas, pollUntil, writeReachesReplica } from './internal/redis-admin.js';
 import { RedisProcess } from './internal/redis-process.js';
 import { sendRespCommand } from './internal/resp-command.js';
 import {
@@ -368,28 +369,23 @@ async function everyNodeOk(ports: readonly number[]): Promise<boolean> {
  * first takes itself for the master it was, until the cluster tells it otherwise.)
  */
 async function replicasInSync(ports: readonly number[], replicas: number): Promise<boolean> {
-  const replications = await Promise.all(ports.map(info));
-  const field = (replication: string, name: string): string | undefined =>
-    new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(replication)?.[1];
-  const masters = replications.filter((replication) => field(replication, 'role') === 'master');
+  const replications = await Promise.all(ports.map((port) => info(port, 'replication')));
+  const masters = replications.filter((replication) => infoField(replication, 'role') === 'master');
   return (
     masters.length === MASTERS &&
-    masters.every(
-      (replication) => (replication.match(/^slave\d+:.*state=online/gm) ?? []).length === replicas,
-    ) &&
+    masters.every((replication) => onlineReplicas(replication) === replicas) &&
     replications.every(
       (replication) =>
-        field(replication, 'role') === 'master' ||
-        (field(replication, 'master_link_status') === 'up' &&
-          field(replication, 'master_sync_in_progress') === '0'),
+        infoField(replication, 'role') === 'master' ||
+        (infoField(replication, 'master_link_status') === 'up' &&
+          infoField(replication, 'master_sync_in_progress') === '0'),
     )
   );
 }
 
 /**
- * Whether a write on each master now reaches its replica: a `SET` of a key in one of its slots and
- * a `WAIT 1` on one connection (`redis-cli` reading both from its input), which is what a store's
- * durable write needs. A replica the master counts online may still be loading what it was sent.
+ * Whether a write on each master now reaches its replica (a key in one of its slots): a replica the
+ * master counts online may still be loading what it was sent.
  */
 async function writesReachReplicas(redisCli: string, ports: readonly number[]): Promise<boolean> {
   const nodes = await clusterNodes(ports[0]!);
@@ -401,35 +397,17 @@ async function writesReachReplicas(redisCli: string, ports: readonly number[]): 
         const key = `tessera-harness:probe:${i}`;
         const slot = Number(await nodeCommand(master.port, ['CLUSTER', 'KEYSLOT', key]));
         if (!master.ranges.some(([from, until]) => slot >= from && slot <= until)) continue;
-        return cliLines(redisCli, master.port, [], `SET ${key} 1\nWAIT 1 500\n`);
+        return writeReachesReplica(redisCli, master.port, key);
       }
       throw new Error(`no key name hashes to a slot of the master on ${master.port}`);
     }),
   );
-  return acknowledged.every((lines) => lines.at(-1)?.trim() === '1');
-}
-
-async function info(port: number): Promise<string> {
-  return (await nodeCommand(port, ['INFO', 'replication'])) ?? '';
+  return acknowledged.every(Boolean);
 }
 
 /** Polls `check` until it returns a value, or throws after {@link FAILOVER_TIMEOUT_MS} saying `what`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + FAILOVER_TIMEOUT_MS;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() >= deadline) {
-      const why = last instanceof Error ? ` (last error: ${last.message})` : '';
-      throw new Error(`RedisClusterHandle: ${what} did not happen within ${FAILOVER_TIMEOUT_MS} ms${why}`);
-    }
-    await delay(50);
-  }
+function waitFor<T>(what: string, check: () => Promise<T | undefined | false>): Promise<T> {
+  return pollUntil('RedisClusterHandle', what, FAILOVER_TIMEOUT_MS, check);
 }
 
 /** One command on a node; an error reply rejects. */
@@ -439,16 +417,8 @@ async function nodeCommand(port: number, args: readonly string[]): Promise<strin
   return reply.value;
 }
 
-/**
- * `redis-cli` on a node, for the commands that answer arrays: one line per element. With `input`,
- * the commands are read from it instead, one per line, on one connection.
- */
-function cliLines(
-  redisCli: string,
-  port: number,
-  args: readonly string[],
-  input?: string,
-): Promise<string[]> {
+/** `redis-cli` on a node, for the commands that answer arrays: one line per element. */
+function cliLines(redisCli: string, port: number, args: readonly string[]): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       redisCli,
@@ -459,7 +429,7 @@ function cliLines(
         else resolve(stdout.split('\n').filter((line) => line !== ''));
       },
     );
-    child.stdin?.end(input ?? '');
+    child.stdin?.end(); // the command is in the arguments: nothing to read
   });
 }
 

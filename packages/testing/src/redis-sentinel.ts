@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { pickFreePorts } from './internal/free-ports.js';
+import { info, infoField, onlineReplicas, pollUntil, writeReachesReplica } from './internal/redis-admin.js';
 import { RedisProcess } from './internal/redis-process.js';
 import { sendRespCommand } from './internal/resp-command.js';
 import {
@@ -34,9 +33,6 @@ const SETTLE_TIMEOUT_MS = 20_000;
  * meanwhile.
  */
 const SYNC_AT_ONCE = ['--repl-diskless-sync-delay', '0'];
-
-/** Pause between two polls while waiting for the topology to change. */
-const POLL_MS = 50;
 
 /** An address on 127.0.0.1. */
 export interface RedisAddress {
@@ -83,16 +79,6 @@ export interface RedisSentinelHandle {
   close(): Promise<void>;
 }
 
-/** One field of an `INFO` answer (`name:value` lines). */
-function infoField(info: string, name: string): string | undefined {
-  return new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(info)?.[1];
-}
-
-async function info(port: number, section: string): Promise<string> {
-  const reply = await sendRespCommand({ host: HOST, port, timeoutMs: 1_000 }, ['INFO', section]);
-  return reply.type === 'bulk' ? (reply.value ?? '') : '';
-}
-
 /** What one sentinel says of the primary: `INFO sentinel`'s `master0` line. */
 interface SentinelView {
   status: string;
@@ -114,22 +100,8 @@ async function sentinelView(port: number): Promise<SentinelView | undefined> {
 }
 
 /** Polls `check` until it returns a value, or throws after {@link SETTLE_TIMEOUT_MS} saying `what`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + SETTLE_TIMEOUT_MS;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() >= deadline) {
-      const why = last instanceof Error ? ` (last error: ${last.message})` : '';
-      throw new Error(`startRedisSentinel: ${what} did not happen within ${SETTLE_TIMEOUT_MS} ms${why}`);
-    }
-    await delay(POLL_MS);
-  }
+function waitFor<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
+  return pollUntil('startRedisSentinel', what, SETTLE_TIMEOUT_MS, check);
 }
 
 /**
@@ -153,25 +125,7 @@ async function settledPrimary(
   if (!agreed || port === undefined) return undefined;
   const replication = await info(port, 'replication');
   if (infoField(replication, 'role') !== 'master') return undefined;
-  const online = (replication.match(/^slave\d+:.*state=online/gm) ?? []).length;
-  return online >= replicas ? port : undefined;
-}
-
-/**
- * Whether a write on the primary now reaches the replica: a `SET` and a `WAIT 1` on one connection
- * (`redis-cli` reading both from its input), which is what a store's durable write needs. A replica
- * listed as online may still be about to resynchronise (a sentinel reconfiguring it).
- */
-function writesReachReplica(redisCli: string, primaryPort: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      redisCli,
-      ['-h', HOST, '-p', String(primaryPort)],
-      { timeout: 5_000 },
-      (error, stdout) => resolve(!error && stdout.trim().split('\n').pop()?.trim() === '1'),
-    );
-    child.stdin?.end('SET tessera-harness:probe 1\nWAIT 1 500\n');
-  });
+  return onlineReplicas(replication) >= replicas ? port : undefined;
 }
 
 function sentinelConfig(primaryPort: number): string {
@@ -265,7 +219,9 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
   /** The primary's port once the topology has settled and its writes reach the replica. */
   const replicated = async (): Promise<number | undefined> => {
     const port = await settledPrimary(sentinelPorts(), 1);
-    return port !== undefined && (await writesReachReplica(redisCli, port)) ? port : undefined;
+    return port !== undefined && (await writeReachesReplica(redisCli, port, 'tessera-harness:probe'))
+      ? port
+      : undefined;
   };
   try {
     const primary = await startOnFreePort(executables, dir, 1, () => SYNC_AT_ONCE);
